@@ -1,0 +1,15 @@
+//! zsync3: client-side rsync over HTTP.
+pub mod control;
+pub mod error;
+pub mod fetch;
+pub mod fsutil;
+pub mod hashlen;
+pub mod httpdate;
+pub mod known;
+pub mod make;
+pub mod plan;
+pub mod rsum;
+pub mod scan;
+pub mod strong;
+
+pub use error::{Error, Result};

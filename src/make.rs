@@ -1,0 +1,267 @@
+//! Making a control file: read the target once, in order, and compute its block sums and
+//! whole-file hash. Memory is O(number of blocks); the file itself is never held.
+
+use std::io::{ErrorKind, Read, Write};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use sha1::{Digest, Sha1};
+
+use crate::control::{write_record, Header, MAX_BLOCKSIZE};
+use crate::hashlen::HashLengths;
+use crate::rsum::Rsum;
+use crate::strong;
+use crate::{Error, Result};
+
+/// What goes into a control file besides the data.
+#[derive(Clone, Debug, Default)]
+pub struct MakeOptions {
+    /// Block size; `None` chooses 2048, or 4096 from 10^8 bytes (by `size_hint`).
+    pub blocksize: Option<u32>,
+    /// The `Filename` header.
+    pub filename: Option<String>,
+    /// The `MTime` header (Unix seconds); only written together with a filename.
+    pub mtime: Option<i64>,
+    /// `URL` headers, in order.
+    pub urls: Vec<String>,
+    /// Worker threads for block checksums (0 = all cores).
+    pub threads: usize,
+}
+
+/// The block size zsyncmake picks for a file of (about) `size` bytes.
+pub fn default_blocksize(size: u64) -> u32 {
+    if size < 100_000_000 {
+        2048
+    } else {
+        4096
+    }
+}
+
+/// Check a user-supplied block size.
+pub fn check_blocksize(b: u64) -> Result<u32> {
+    if b == 0 || !b.is_power_of_two() || b > u64::from(MAX_BLOCKSIZE) {
+        return Err(Error::Usage(format!(
+            "blocksize must be a power of 2 from 1 to {MAX_BLOCKSIZE} (512, 1024, 2048, ...), not {b}"
+        )));
+    }
+    Ok(b as u32)
+}
+
+/// A finished control file: header plus full-width block sums.
+#[derive(Clone, Debug)]
+pub struct Made {
+    /// The header.
+    pub header: Header,
+    /// Rolling checksum and full MD4 of every block.
+    pub sums: Vec<(Rsum, [u8; 16])>,
+}
+
+impl Made {
+    /// The control file's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write(&mut out).expect("writing to a Vec cannot fail");
+        out
+    }
+
+    /// Write the control file.
+    pub fn write(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        self.header.write(w)?;
+        let hl = self.header.hash_lengths;
+        let mut buf = Vec::with_capacity(64 * 1024);
+        for (r, s) in &self.sums {
+            write_record(&mut buf, hl, *r, s);
+            if buf.len() >= 60 * 1024 {
+                w.write_all(&buf)?;
+                buf.clear();
+            }
+        }
+        w.write_all(&buf)
+    }
+}
+
+/// Read until `buf` is full or EOF; returns the number of bytes read.
+pub(crate) fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn block_sums(data: &[u8], bs: usize, out: &mut Vec<(Rsum, [u8; 16])>) {
+    let full = data.len() / bs * bs;
+    let mut md = Vec::with_capacity(full / bs);
+    strong::md4_blocks(&data[..full], bs, &mut md);
+    out.extend(data[..full].chunks_exact(bs).map(Rsum::of).zip(md));
+    if full < data.len() {
+        let tail = &data[full..];
+        out.push((
+            Rsum::of_padded(tail, (bs - tail.len()) as u64),
+            strong::md4_padded(tail, bs),
+        ));
+    }
+}
+
+/// Make a control file from `input`. `size_hint` (e.g. the file size from `stat`, 0 for a
+/// pipe) only chooses the default block size. Reading errors are returned as
+/// [`Error::Stream`]; the caller names the file.
+pub fn make(input: &mut dyn Read, size_hint: u64, opts: &MakeOptions) -> Result<Made> {
+    let bs = match opts.blocksize {
+        Some(b) => check_blocksize(u64::from(b))?,
+        None => default_blocksize(size_hint),
+    } as usize;
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    // Chunks are whole blocks, about 4 MiB.
+    let chunk = bs.max((4 << 20) / bs * bs);
+    let mut sums: Vec<(Rsum, [u8; 16])> = Vec::new();
+    let mut length: u64 = 0;
+    let sha1 = std::thread::scope(|s| -> Result<String> {
+        let (tx, rx) = mpsc::sync_channel::<Arc<Vec<u8>>>(2);
+        let hasher = s.spawn(move || {
+            let mut h = Sha1::new();
+            for buf in rx {
+                h.update(&buf[..]);
+            }
+            strong::hex(&h.finalize())
+        });
+        let mut result = Ok(());
+        loop {
+            let mut buf = vec![0u8; chunk];
+            let n = match read_full(input, &mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    result = Err(Error::Stream(e));
+                    break;
+                }
+            };
+            buf.truncate(n);
+            if n == 0 {
+                break;
+            }
+            length += n as u64;
+            let buf = Arc::new(buf);
+            if tx.send(Arc::clone(&buf)).is_err() {
+                break;
+            }
+            if threads > 1 && n >= 2 * bs {
+                let nblocks = n.div_ceil(bs);
+                let per = nblocks.div_ceil(threads) * bs;
+                let parts: Vec<Vec<(Rsum, [u8; 16])>> = std::thread::scope(|s2| {
+                    let hs: Vec<_> = buf
+                        .chunks(per)
+                        .map(|part| {
+                            s2.spawn(move || {
+                                let mut v = Vec::new();
+                                block_sums(part, bs, &mut v);
+                                v
+                            })
+                        })
+                        .collect();
+                    hs.into_iter()
+                        .map(|h| h.join().expect("block sum thread"))
+                        .collect()
+                });
+                for p in parts {
+                    sums.extend(p);
+                }
+            } else {
+                block_sums(&buf, bs, &mut sums);
+            }
+            if n < chunk {
+                break;
+            }
+        }
+        drop(tx);
+        let digest = hasher.join().expect("SHA-1 thread");
+        result.map(|()| digest)
+    })?;
+    let header = Header {
+        filename: opts.filename.clone(),
+        mtime: opts.mtime.filter(|_| opts.filename.is_some()),
+        blocksize: bs as u32,
+        length,
+        hash_lengths: HashLengths::for_file(length, bs as u32),
+        urls: opts.urls.clone(),
+        sha1: Some(sha1),
+        sha256: None,
+    };
+    Ok(Made { header, sums })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/vectors/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn reference_vectors_byte_exact() {
+        for (name, bs) in [
+            ("v0", 2048),
+            ("v1", 2048),
+            ("v2047", 2048),
+            ("v2048", 2048),
+            ("v2049", 2048),
+            ("v10000", 2048),
+            ("s10000", 2048),
+            ("abc27", 8),
+        ] {
+            let data = vector(name);
+            let opts = MakeOptions {
+                blocksize: Some(bs),
+                filename: Some(name.into()),
+                mtime: Some(1704164645),
+                urls: vec![name.into()],
+                threads: 2,
+            };
+            let made = make(&mut &data[..], data.len() as u64, &opts).unwrap();
+            assert_eq!(
+                made.to_bytes(),
+                vector(&format!("{name}.zsync3.zsync")),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn threads_do_not_change_output() {
+        let data: Vec<u8> = (0..300_001u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
+            .collect();
+        for bs in [1u32, 64, 4096, 1 << 20] {
+            let mut outs = Vec::new();
+            for threads in [1, 2, 3, 8] {
+                let opts = MakeOptions {
+                    blocksize: Some(bs),
+                    threads,
+                    ..Default::default()
+                };
+                outs.push(make(&mut &data[..], 0, &opts).unwrap().to_bytes());
+            }
+            assert!(outs.windows(2).all(|w| w[0] == w[1]), "bs {bs}");
+        }
+    }
+
+    #[test]
+    fn bad_blocksizes() {
+        for b in [0u64, 3, 100, 1 << 25] {
+            assert!(check_blocksize(b).is_err(), "{b}");
+        }
+        assert_eq!(check_blocksize(1).unwrap(), 1);
+    }
+}

@@ -1,0 +1,392 @@
+//! Scanning a seed for blocks of the target: the matching algorithm of zsync's librcksum,
+//! reproduced so that the reuse list is exactly the reference's (SPEC §3.2).
+//!
+//! The seed is read once, front to back. At each position the rolling checksum of the
+//! window is looked up in an index of the target's blocks (a bucket-occupancy bit filter
+//! first, so most positions cost a few instructions); weak hits are confirmed with the
+//! strong checksum. A match marks the block known and the scan jumps past it.
+
+use std::io::Read;
+
+use crate::control::{BlockSums, ControlFile};
+use crate::known::KnownSet;
+use crate::make::read_full;
+use crate::rsum::Rsum;
+use crate::strong;
+
+/// One reuse instruction: target bytes `[dst, dst+len)` equal seed bytes `[src, src+len)`,
+/// where seed bytes past the seed's end read as zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reuse {
+    /// Offset in the target.
+    pub dst: u64,
+    /// Offset in the seed.
+    pub src: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// Index of the target blocks by rolling checksum.
+struct Index {
+    bits: u32,
+    /// Bucket `h` holds `entries[start[h] .. start[h] + live[h]]`, ascending block numbers.
+    start: Vec<u32>,
+    live: Vec<u32>,
+    entries: Vec<u32>,
+    /// One bit per bucket: set while the bucket may hold a block that is not yet known.
+    filter: Vec<u64>,
+}
+
+#[inline(always)]
+fn hash(k1: u32, k2: u32, bits: u32) -> usize {
+    ((u64::from(k1) << 32 | u64::from(k2)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits))
+        as usize
+}
+
+/// The matcher for one target; it keeps the set of known blocks across several seeds.
+pub struct Matcher<'c> {
+    blocks: &'c BlockSums,
+    length: u64,
+    bs: usize,
+    shift: u32,
+    seq: usize,
+    n: usize,
+    mask: u32,
+    index: Index,
+    known: KnownSet,
+    reuse: Vec<Reuse>,
+    next_match: Option<usize>,
+    cached_nk: usize,
+    cands: Vec<u32>,
+}
+
+impl<'c> Matcher<'c> {
+    /// A matcher for the target described by `control`, with nothing known yet.
+    pub fn new(control: &'c ControlFile) -> Self {
+        let h = &control.header;
+        let blocks = &control.blocks;
+        let n = blocks.len();
+        let seq = usize::from(h.hash_lengths.seq_matches);
+        let mask = BlockSums::weak_mask(h.hash_lengths.rsum_bytes);
+        let bits = (n.max(1) * 2)
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(10, 30);
+        let nb = 1usize << bits;
+        let key2 = |i: usize| -> u32 {
+            if seq == 2 {
+                // Block N is a phantom with zero checksums (SPEC §3.2.1).
+                blocks.weak.get(i + 1).copied().unwrap_or(0)
+            } else {
+                0
+            }
+        };
+        let hashes: Vec<u32> = (0..n)
+            .map(|i| hash(blocks.weak[i], key2(i), bits) as u32)
+            .collect();
+        let mut live = vec![0u32; nb];
+        for &b in &hashes {
+            live[b as usize] += 1;
+        }
+        let mut start = vec![0u32; nb];
+        let mut acc = 0u32;
+        for (s, &c) in start.iter_mut().zip(&live) {
+            *s = acc;
+            acc += c;
+        }
+        let mut fill = start.clone();
+        let mut entries = vec![0u32; n];
+        for (i, &b) in hashes.iter().enumerate() {
+            entries[fill[b as usize] as usize] = i as u32;
+            fill[b as usize] += 1;
+        }
+        let mut filter = vec![0u64; nb.div_ceil(64)];
+        for (b, &c) in live.iter().enumerate() {
+            if c > 0 {
+                filter[b / 64] |= 1 << (b % 64);
+            }
+        }
+        Matcher {
+            blocks,
+            length: h.length,
+            bs: h.blocksize as usize,
+            shift: h.blocksize.trailing_zeros(),
+            seq,
+            n,
+            mask,
+            index: Index {
+                bits,
+                start,
+                live,
+                entries,
+                filter,
+            },
+            known: KnownSet::new(n),
+            reuse: Vec::new(),
+            next_match: None,
+            cached_nk: n,
+            cands: Vec::new(),
+        }
+    }
+
+    /// The blocks known so far.
+    pub fn known(&self) -> &KnownSet {
+        &self.known
+    }
+
+    /// Mark blocks known that were obtained elsewhere (e.g. downloaded).
+    pub fn mark_known(&mut self, first: usize, last: usize) {
+        self.known.insert_range(first, last);
+    }
+
+    /// Take the reuse instructions found so far (in the order they were found).
+    pub fn take_reuse(&mut self) -> Vec<Reuse> {
+        std::mem::take(&mut self.reuse)
+    }
+
+    /// Scan one seed. Returns the seed's length. Blocks found are added to the known set and
+    /// reuse instructions (with `src` offsets in this seed) to the reuse list.
+    pub fn scan(&mut self, seed: &mut dyn Read) -> std::io::Result<u64> {
+        self.next_match = None;
+        let bs = self.bs;
+        let ctx = self.seq * bs;
+        let chunk = (16 * bs).max(1 << 20);
+        // buf holds seed bytes [base, base + buf.len()); after EOF, ctx zero bytes follow.
+        let mut buf: Vec<u8> = Vec::with_capacity(chunk + 2 * ctx);
+        let mut base: u64 = 0;
+        let mut eof = false;
+        let mut seed_len: u64 = 0;
+        let mut x: u64 = 0;
+        // Rolling sums of the windows at x and x + bs, valid when `rolled` is true.
+        let mut r0 = Rsum::default();
+        let mut r1 = Rsum::default();
+        let mut rolled = false;
+        loop {
+            // Ensure buf covers [x, x + ctx] (one byte more than the windows, for rolling).
+            let off = (x - base) as usize;
+            if !eof && off + ctx + 1 > buf.len() {
+                // Keep the unexamined tail, then read behind it.
+                buf.drain(..off);
+                base = x;
+                let have = buf.len();
+                buf.resize(have.max(chunk + ctx + 1), 0);
+                let got = have + read_full(seed, &mut buf[have..])?;
+                buf.truncate(got);
+                if got < chunk + ctx + 1 {
+                    eof = true;
+                    seed_len = base + got as u64;
+                    buf.resize(got + ctx + 1, 0);
+                }
+                continue;
+            }
+            if eof && x >= seed_len {
+                break;
+            }
+            if self.known.is_full() && self.next_match.is_none() {
+                // Nothing can be written any more (SPEC §3.2.4 only writes unknown blocks
+                // outside seq=2 continuation).
+                if eof {
+                    break;
+                }
+                // Skip the rest of the seed without looking at it.
+                let off = (x - base) as usize;
+                x += (buf.len() - off) as u64;
+                let mut sink = [0u8; 1 << 16];
+                loop {
+                    let k = read_full(seed, &mut sink)?;
+                    x += k as u64;
+                    if k < sink.len() {
+                        break;
+                    }
+                }
+                return Ok(x);
+            }
+            let limit = if eof {
+                seed_len
+            } else {
+                base + (buf.len() - ctx - 1) as u64 + 1
+            };
+            // Positions x < limit can be examined and rolled with the bytes in buf.
+            let off = (x - base) as usize;
+            if !rolled {
+                r0 = Rsum::of(&buf[off..off + bs]);
+                if self.seq == 2 {
+                    r1 = Rsum::of(&buf[off + bs..off + 2 * bs]);
+                }
+                rolled = true;
+            }
+            let mut step = 0usize;
+            if self.seq == 2 {
+                if let Some(nm) = self.next_match {
+                    if self.check_continuation(&buf[off..], x, r0, nm) > 0 {
+                        step = 1;
+                    }
+                }
+            }
+            if step == 0 {
+                step = self.roll_until_match(&buf, base, &mut x, limit, &mut r0, &mut r1);
+            }
+            if step > 0 {
+                x += (step * bs) as u64;
+                rolled = false;
+            }
+        }
+        Ok(seed_len)
+    }
+
+    /// The hot loop: advance x one byte at a time until a candidate matches (returns seq)
+    /// or x reaches `limit` (returns 0).
+    #[inline(never)]
+    fn roll_until_match(
+        &mut self,
+        buf: &[u8],
+        base: u64,
+        x: &mut u64,
+        limit: u64,
+        r0: &mut Rsum,
+        r1: &mut Rsum,
+    ) -> usize {
+        let bs = self.bs;
+        let shift = self.shift;
+        let mask = self.mask;
+        let bits = self.index.bits;
+        let seq2 = self.seq == 2;
+        let mut off = (*x - base) as usize;
+        let end = (limit - base) as usize;
+        while off < end {
+            let k1 = r0.packed() & mask;
+            let k2 = if seq2 { r1.packed() & mask } else { 0 };
+            let h = hash(k1, k2, bits);
+            if self.index.filter[h / 64] >> (h % 64) & 1 == 1 {
+                let xx = base + off as u64;
+                if self.lookup_and_check(h, k1, k2, &buf[off..], xx) {
+                    *x = xx;
+                    return self.seq;
+                }
+            }
+            r0.roll(buf[off], buf[off + bs], shift);
+            if seq2 {
+                r1.roll(buf[off + bs], buf[off + 2 * bs], shift);
+            }
+            off += 1;
+        }
+        *x = base + off as u64;
+        0
+    }
+
+    /// Collect the not-yet-known blocks of bucket `h` whose stored sums equal the window's,
+    /// compacting known blocks out of the bucket; then CHECK them.
+    fn lookup_and_check(&mut self, h: usize, k1: u32, k2: u32, win: &[u8], x: u64) -> bool {
+        let start = self.index.start[h] as usize;
+        let live = self.index.live[h] as usize;
+        let mut cands = std::mem::take(&mut self.cands);
+        cands.clear();
+        let mut w = start;
+        for r in start..start + live {
+            let i = self.index.entries[r];
+            if self.known.contains(i as usize) {
+                continue;
+            }
+            self.index.entries[w] = i;
+            w += 1;
+            let weak_ok = self.blocks.weak[i as usize] == k1
+                && (self.seq == 1
+                    || self.blocks.weak.get(i as usize + 1).copied().unwrap_or(0) == k2);
+            if weak_ok {
+                cands.push(i);
+            }
+        }
+        let new_live = w - start;
+        self.index.live[h] = new_live as u32;
+        if new_live == 0 {
+            self.index.filter[h / 64] &= !(1 << (h % 64));
+        }
+        let hit = !cands.is_empty() && self.check_cands(win, x, &cands) > 0;
+        self.cands = cands;
+        hit
+    }
+
+    fn check_cands(&mut self, win: &[u8], x: u64, cands: &[u32]) -> usize {
+        self.next_match = None;
+        let mut total = 0;
+        let mut md0: Option<[u8; 16]> = None;
+        let mut md1: Option<[u8; 16]> = None;
+        let bs = self.bs;
+        let cb = self.blocks.strong_len;
+        for &i in cands {
+            let i = i as usize;
+            if self.known.contains(i) {
+                continue;
+            }
+            let m0 = *md0.get_or_insert_with(|| strong::md4(&win[..bs]));
+            if m0[..cb] != *self.blocks.strong(i) {
+                continue;
+            }
+            let k = if self.seq == 2 {
+                let m1 = *md1.get_or_insert_with(|| strong::md4(&win[bs..2 * bs]));
+                // The partner may be the phantom block N, whose strong sum is all zeros.
+                let want: &[u8] = if i + 1 < self.n {
+                    self.blocks.strong(i + 1)
+                } else {
+                    &[0u8; 16][..cb]
+                };
+                if m1[..cb] != *want {
+                    continue;
+                }
+                2
+            } else {
+                1
+            };
+            let nk = self.known.next_known(i);
+            total += self.write_found(i, k, nk, x, true);
+        }
+        total
+    }
+
+    /// Record a match of block i (k blocks) at seed offset x, per SPEC §3.2.4.
+    fn write_found(&mut self, i: usize, k: usize, nk: usize, x: u64, fresh: bool) -> usize {
+        if nk > i + k {
+            self.write(i, i + k - 1, x);
+            self.next_match = Some(i + k);
+            if fresh {
+                self.cached_nk = nk;
+            }
+            k
+        } else {
+            self.write(i, nk - 1, x);
+            nk - i
+        }
+    }
+
+    /// CHECK in continuation mode: block `i` alone at x (seq = 2 only).
+    fn check_continuation(&mut self, win: &[u8], x: u64, r0: Rsum, i: usize) -> usize {
+        self.next_match = None;
+        if i >= self.n {
+            return 0;
+        }
+        if self.blocks.weak[i] != r0.packed() & self.mask {
+            return 0;
+        }
+        let cb = self.blocks.strong_len;
+        if strong::md4(&win[..self.bs])[..cb] != *self.blocks.strong(i) {
+            return 0;
+        }
+        let nk = self.cached_nk;
+        self.write_found(i, 1, nk, x, false)
+    }
+
+    fn write(&mut self, first: usize, last: usize, src: u64) {
+        let bs = self.bs as u64;
+        let dst = first as u64 * bs;
+        let len = (last - first + 1) as u64 * bs;
+        match self.reuse.last_mut() {
+            Some(r) if r.dst + r.len == dst && r.src + r.len == src => r.len += len,
+            _ => self.reuse.push(Reuse { dst, src, len }),
+        }
+        let r = self.reuse.last_mut().expect("just pushed");
+        if r.dst + r.len > self.length {
+            r.len = self.length - r.dst;
+        }
+        self.known.insert_range(first, last);
+    }
+}

@@ -1,0 +1,70 @@
+//! Strong checksums: MD4 per block (as the control file stores it) and the whole-file SHA-1.
+
+use md4::{Digest, Md4};
+
+/// MD4 of one block.
+#[inline]
+pub fn md4(data: &[u8]) -> [u8; 16] {
+    Md4::digest(data).into()
+}
+
+/// MD4 of `data` followed by zero bytes up to `blocksize` bytes (a short last block).
+pub fn md4_padded(data: &[u8], blocksize: usize) -> [u8; 16] {
+    debug_assert!(data.len() <= blocksize);
+    let mut h = Md4::new();
+    h.update(data);
+    let zeros = [0u8; 4096];
+    let mut left = blocksize - data.len();
+    while left > 0 {
+        let n = left.min(zeros.len());
+        h.update(&zeros[..n]);
+        left -= n;
+    }
+    h.finalize().into()
+}
+
+/// MD4 of each `blocksize`-byte block of `data` (whose length is a multiple of `blocksize`).
+pub fn md4_blocks(data: &[u8], blocksize: usize, out: &mut Vec<[u8; 16]>) {
+    debug_assert_eq!(data.len() % blocksize, 0);
+    out.extend(data.chunks_exact(blocksize).map(md4));
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(H[usize::from(b >> 4)] as char);
+        s.push(H[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_values() {
+        assert_eq!(
+            hex(&md4(b"abcdefghijklmnopqrstuvwxyz")),
+            "d79e1c308aa5bbcdeea8ed63df412da9"
+        );
+        assert_eq!(
+            hex(&md4_padded(b"yz\n", 8)),
+            "cea6fc8f0480a073659e937adc90255c"
+        );
+        assert_eq!(
+            hex(&md4_padded(b"a", 2048)),
+            "f38cd738dc0a2a14c66015efd7d89fc5"
+        );
+        let big = vec![b'a'; 1808];
+        assert_eq!(
+            hex(&md4_padded(&big, 2048)),
+            "07dc5f8d4973419ce359ebdfb6751695"
+        );
+        let mut padded = big.clone();
+        padded.resize(1 << 16, 0);
+        assert_eq!(md4_padded(&big, 1 << 16), md4(&padded));
+    }
+}
