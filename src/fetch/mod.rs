@@ -8,6 +8,10 @@
 
 use std::fmt;
 
+pub mod curl;
+pub mod multipart;
+pub mod url;
+
 /// A half-open byte range `[start, end)` of a remote resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ByteRange {

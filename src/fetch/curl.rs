@@ -1,0 +1,1511 @@
+//! [`CurlFetcher`]: a [`RangeFetcher`] that runs the host's `curl`.
+//!
+//! # How curl is run
+//!
+//! The command prefix comes from `ZSYNC_CURL` (default `curl`) and is interpreted by
+//! `/bin/sh`, so users can add options and variables
+//! (`ZSYNC_CURL='curl --cacert /x/cert.pem'`). Nothing else is ever spliced into the shell
+//! text: every argument of ours (URL, ranges, ...) is passed as a positional parameter:
+//!
+//! ```text
+//! /bin/sh -c '<ZSYNC_CURL> --fail-with-body --silent --show-error --location --netrc "$@"' \
+//!     zsync3 --globoff --suppress-connect-headers --proto-redir =http,https \
+//!     --dump-header /dev/stderr [--speed-limit 1 --speed-time 60 --connect-timeout 60] \
+//!     [--range a-b,c-d | --write-out ...] --url <URL>
+//! ```
+//!
+//! One curl process makes exactly one HTTP request (no `--next`: options after `--next` do
+//! not inherit the options from `ZSYNC_CURL`). The number of requests is kept down by
+//! multi-range requests (`Range: bytes=a-b,c-d,...`, answered with `multipart/byteranges`)
+//! once a server has shown that it answers them properly, and up to
+//! [`DEFAULT_PARALLEL`] curl processes run at the same time.
+//!
+//! The body arrives on curl's stdout and is streamed (never held whole); the response
+//! headers arrive on curl's stderr (`--dump-header /dev/stderr`, which curl flushes before
+//! writing any body byte), followed by curl's own error message, if any. All data is handed
+//! to the [`RangeSink`] on the calling thread; helper threads only copy bytes from the pipes
+//! into a bounded channel.
+//!
+//! # Requirements
+//!
+//! curl 7.76 or newer (`--fail-with-body`) and a POSIX `/bin/sh`.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use super::multipart::{byteranges_boundary, parse_content_range, Event, MultipartParser};
+use super::url::{is_http, redact_url, userinfo, validate_url};
+use super::{ByteRange, FetchError, Fetched, RangeFetcher, RangeSink};
+
+/// Default number of curl processes run at the same time.
+pub const DEFAULT_PARALLEL: usize = 4;
+/// Default maximum number of ranges in one multi-range request.
+pub const DEFAULT_MAX_RANGES_PER_REQUEST: usize = 64;
+/// Default maximum number of bytes asked for in one request (larger ranges are split).
+pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 16 << 20;
+/// Default stall timeout: a transfer below 1 byte/s for this long (or a connection attempt
+/// taking this long) is aborted by curl.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Options always given to curl, right after `ZSYNC_CURL` (as in the reference).
+const ALWAYS: &str = "--fail-with-body --silent --show-error --location --netrc";
+/// Pipe read size.
+const READ_CHUNK: usize = 64 * 1024;
+/// Chunks in flight between the pipe readers and the calling thread.
+const CHANNEL_CAPACITY: usize = 32;
+/// Body bytes kept while the response headers have not been seen yet.
+const MAX_PREHEAD: usize = 1 << 20;
+/// Longest header line kept from curl's stderr.
+const MAX_HEADER_LINE: usize = 16 * 1024;
+/// Non-header stderr text kept (the end of it) for error messages.
+const MAX_TAIL: usize = 16 * 1024;
+/// Extra bytes allowed in a multipart body beyond the span of the requested ranges.
+const MULTIPART_SLACK: u64 = 1 << 20;
+/// Marks the `--write-out` line that carries the effective URL.
+const URL_MARKER: &str = "zsync3-effective-url:";
+/// Longest message text taken from curl.
+const MAX_MESSAGE: usize = 300;
+
+/// A [`RangeFetcher`] that runs curl (see the [module documentation](self)).
+#[derive(Debug)]
+pub struct CurlFetcher {
+    cfg: Config,
+    urls: HashMap<String, UrlState>,
+    requests: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    curl_cmd: String,
+    secrets: Vec<String>,
+    parallel: usize,
+    max_ranges: usize,
+    max_request_bytes: u64,
+    multi_range: bool,
+    stall_timeout: Option<Duration>,
+}
+
+/// What we know about a server's answers to range requests, for one URL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Tri {
+    #[default]
+    Unknown,
+    Yes,
+    No,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct UrlState {
+    /// Single ranges are answered with 206.
+    ranges: Tri,
+    /// Multi-range requests are answered with a proper `multipart/byteranges` body.
+    multi: Tri,
+}
+
+impl CurlFetcher {
+    /// A fetcher running `curl_cmd` (the `ZSYNC_CURL` value: a shell command prefix such as
+    /// `curl --cacert /x/cert.pem`). An empty or blank value means `curl`.
+    pub fn new(curl_cmd: String) -> Self {
+        let curl_cmd = if curl_cmd.trim().is_empty() {
+            "curl".to_string()
+        } else {
+            curl_cmd
+        };
+        let secrets = secret_tokens(&curl_cmd);
+        CurlFetcher {
+            cfg: Config {
+                curl_cmd,
+                secrets,
+                parallel: DEFAULT_PARALLEL,
+                max_ranges: DEFAULT_MAX_RANGES_PER_REQUEST,
+                max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+                multi_range: true,
+                stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
+            },
+            urls: HashMap::new(),
+            requests: 0,
+        }
+    }
+
+    /// A fetcher running `$ZSYNC_CURL`, or `curl` when it is unset or blank.
+    pub fn from_env() -> Self {
+        Self::new(std::env::var("ZSYNC_CURL").unwrap_or_default())
+    }
+
+    /// Run at most `n` curl processes at the same time (at least 1; default 4).
+    pub fn with_parallel(mut self, n: usize) -> Self {
+        self.cfg.parallel = n.max(1);
+        self
+    }
+
+    /// Ask for at most `n` ranges in one request (at least 1; default 64).
+    pub fn with_max_ranges_per_request(mut self, n: usize) -> Self {
+        self.cfg.max_ranges = n.max(1);
+        self
+    }
+
+    /// Ask for at most `n` bytes in one request (at least 1; default 16 MiB). Longer ranges
+    /// are split into several requests.
+    pub fn with_max_request_bytes(mut self, n: u64) -> Self {
+        self.cfg.max_request_bytes = n.max(1);
+        self
+    }
+
+    /// Allow multi-range requests (default `true`). With `false`, every request asks for
+    /// one range.
+    pub fn with_multi_range(mut self, on: bool) -> Self {
+        self.cfg.multi_range = on;
+        self
+    }
+
+    /// Let curl abort a transfer that moves less than 1 byte/s for `t` (and a connection
+    /// attempt longer than `t`); `None` leaves curl's defaults. Default 60 s. Not applied
+    /// when the curl command already sets these options.
+    pub fn with_stall_timeout(mut self, t: Option<Duration>) -> Self {
+        self.cfg.stall_timeout = t;
+        self
+    }
+
+    /// Number of curl processes (that is, HTTP requests) started so far.
+    pub fn requests_made(&self) -> u64 {
+        self.requests
+    }
+}
+
+impl RangeFetcher for CurlFetcher {
+    fn get(&mut self, url: &str, limit: u64) -> Result<Fetched, FetchError> {
+        validate_url(url)?;
+        let mut session = Session::new(&self.cfg, url, 0);
+        let result = (|| {
+            session.launch(Spec::Whole { limit })?;
+            let mut sink = NoSink;
+            loop {
+                for note in session.pump(&mut sink)? {
+                    if let Note::Completed { result, .. } = note {
+                        return match result? {
+                            Outcome::Whole { body, final_url } => Ok(Fetched { body, final_url }),
+                            Outcome::Ranges { .. } => Err(FetchError::Protocol(
+                                "internal error: range outcome for a whole request".into(),
+                            )),
+                        };
+                    }
+                }
+            }
+        })();
+        self.requests += session.launched;
+        result
+    }
+
+    fn fetch_ranges(
+        &mut self,
+        url: &str,
+        ranges: &[ByteRange],
+        sink: &mut dyn RangeSink,
+    ) -> Result<(), FetchError> {
+        validate_url(url)?;
+        let pieces = normalize(ranges, self.cfg.max_request_bytes);
+        let Some(max_end) = pieces.last().map(|r| r.end) else {
+            return Ok(());
+        };
+        let http = is_http(url);
+        let mut state = self.urls.get(url).copied().unwrap_or_default();
+        let mut session = Session::new(&self.cfg, url, max_end);
+        let result = schedule(&mut session, &self.cfg, http, &mut state, pieces, sink);
+        self.requests += session.launched;
+        drop(session);
+        self.urls.insert(url.to_string(), state);
+        result
+    }
+}
+
+/// Sorted, merged (overlapping or touching), non-empty ranges, each at most `max` long.
+fn normalize(ranges: &[ByteRange], max: u64) -> Vec<ByteRange> {
+    let mut v: Vec<ByteRange> = ranges.iter().copied().filter(|r| r.start < r.end).collect();
+    v.sort();
+    let mut merged: Vec<ByteRange> = Vec::with_capacity(v.len());
+    for r in v {
+        match merged.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => merged.push(r),
+        }
+    }
+    let max = max.max(1);
+    let mut out = Vec::with_capacity(merged.len());
+    for r in merged {
+        let mut s = r.start;
+        while s < r.end {
+            let e = s.saturating_add(max).min(r.end);
+            out.push(ByteRange { start: s, end: e });
+            s = e;
+        }
+    }
+    out
+}
+
+/// Run the requests of one `fetch_ranges` call.
+fn schedule(
+    session: &mut Session<'_>,
+    cfg: &Config,
+    http: bool,
+    state: &mut UrlState,
+    pieces: Vec<ByteRange>,
+    sink: &mut dyn RangeSink,
+) -> Result<(), FetchError> {
+    let mut queue: VecDeque<ByteRange> = pieces.into();
+    // Ranges to ask for again, one per request, after a multi-range answer missed them.
+    let mut singles: VecDeque<ByteRange> = VecDeque::new();
+    let mut exclusive: Option<u64> = None;
+    let mut streaming_all = false;
+    let mut first_error: Option<FetchError> = None;
+    loop {
+        while first_error.is_none()
+            && !streaming_all
+            && exclusive.is_none()
+            && session.running.len() < cfg.parallel
+        {
+            let (batch, from_singles) = if let Some(r) = singles.pop_front() {
+                (vec![r], true)
+            } else if !queue.is_empty() {
+                let multi_ok = http && cfg.multi_range && state.multi != Tri::No;
+                let n = if multi_ok { cfg.max_ranges } else { 1 };
+                (take_batch(&mut queue, n, cfg.max_request_bytes), false)
+            } else {
+                break;
+            };
+            // Until the server has shown how it answers, probe with one request alone: a
+            // server that ignores Range sends whole bodies, and one of those is enough.
+            let must_be_alone = http
+                && (state.ranges != Tri::Yes || (batch.len() > 1 && state.multi == Tri::Unknown));
+            if must_be_alone && !session.running.is_empty() {
+                let back = if from_singles {
+                    &mut singles
+                } else {
+                    &mut queue
+                };
+                for r in batch.into_iter().rev() {
+                    back.push_front(r);
+                }
+                break;
+            }
+            match session.launch(Spec::Ranges(batch)) {
+                Ok(id) => {
+                    if must_be_alone {
+                        exclusive = Some(id);
+                    }
+                }
+                Err(e) => first_error = Some(e),
+            }
+        }
+        if session.running.is_empty() {
+            break;
+        }
+        for note in session.pump(sink)? {
+            match note {
+                Note::FullBody { id } => {
+                    // A 200 with the whole resource: it is streamed up to the end of the last
+                    // range asked for, so nothing else is needed.
+                    streaming_all = true;
+                    queue.clear();
+                    singles.clear();
+                    session.cancel_all_except(id);
+                    if exclusive.is_some_and(|x| x != id) {
+                        exclusive = None;
+                    }
+                }
+                Note::Completed { id, ranges, result } => {
+                    if exclusive == Some(id) {
+                        exclusive = None;
+                    }
+                    let multi = ranges.len() > 1;
+                    match result {
+                        Ok(Outcome::Ranges { kind, uncovered }) => match kind {
+                            RespKind::Multipart => {
+                                state.ranges = Tri::Yes;
+                                if multi {
+                                    state.multi = Tri::Yes;
+                                    singles.extend(uncovered);
+                                }
+                            }
+                            RespKind::Single => {
+                                state.ranges = Tri::Yes;
+                                if multi && !uncovered.is_empty() {
+                                    state.multi = Tri::No;
+                                    singles.extend(uncovered);
+                                }
+                            }
+                            RespKind::Full => {
+                                if multi {
+                                    state.multi = Tri::No;
+                                } else {
+                                    state.ranges = Tri::No;
+                                }
+                            }
+                            RespKind::Unsatisfiable => {
+                                state.multi = Tri::No;
+                                singles.extend(ranges);
+                            }
+                            RespKind::Raw => {}
+                        },
+                        Ok(Outcome::Whole { .. }) => {}
+                        Err(e) => {
+                            if first_error.is_none() {
+                                first_error = Some(e);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Up to `n` ranges from the front of `queue`, at most `max_bytes` in total (at least one).
+fn take_batch(queue: &mut VecDeque<ByteRange>, n: usize, max_bytes: u64) -> Vec<ByteRange> {
+    let mut batch = Vec::new();
+    let mut total = 0u64;
+    while batch.len() < n.max(1) {
+        let Some(&r) = queue.front() else { break };
+        if !batch.is_empty() && total.saturating_add(r.len()) > max_bytes {
+            break;
+        }
+        total = total.saturating_add(r.len());
+        batch.push(r);
+        queue.pop_front();
+    }
+    batch
+}
+
+/// A sink for [`RangeFetcher::get`], which never delivers ranges.
+struct NoSink;
+
+impl RangeSink for NoSink {
+    fn data(&mut self, _offset: u64, _data: &[u8]) -> Result<(), FetchError> {
+        Ok(())
+    }
+}
+
+/// What one curl process is asked for.
+enum Spec {
+    /// These ranges (sorted, disjoint).
+    Ranges(Vec<ByteRange>),
+    /// The whole resource, at most `limit` bytes.
+    Whole { limit: u64 },
+}
+
+/// How a range request was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RespKind {
+    /// 206 `multipart/byteranges`.
+    Multipart,
+    /// 206 with one `Content-Range`.
+    Single,
+    /// 200 with the whole resource.
+    Full,
+    /// 416 to a multi-range request.
+    Unsatisfiable,
+    /// A non-HTTP URL (`file:`, `ftp:`): the body is the range asked for.
+    Raw,
+}
+
+enum Outcome {
+    Ranges {
+        kind: RespKind,
+        /// Requested ranges that no complete part covered.
+        uncovered: Vec<ByteRange>,
+    },
+    Whole {
+        body: Vec<u8>,
+        final_url: String,
+    },
+}
+
+/// What [`Session::pump`] reports.
+enum Note {
+    /// Request `id` got a 200 with the whole resource and streams it to the end of the
+    /// last range of the call.
+    FullBody { id: u64 },
+    /// Request `id` ended.
+    Completed {
+        id: u64,
+        ranges: Vec<ByteRange>,
+        result: Result<Outcome, FetchError>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pipe {
+    Out,
+    Err,
+}
+
+/// From a pipe reader thread to the calling thread.
+enum Msg {
+    Data(u64, Pipe, Vec<u8>),
+    Eof(u64, Pipe, Option<String>),
+}
+
+/// Where the body bytes of a running request go.
+enum Body {
+    /// Response headers not seen yet.
+    Pending,
+    /// Non-HTTP URL: the bytes of the one range asked for.
+    Raw { next: u64, end: u64 },
+    /// 206 with a single `Content-Range`.
+    Single { range: ByteRange, next: u64 },
+    /// 206 `multipart/byteranges`.
+    Multipart {
+        parser: MultipartParser,
+        received: u64,
+        cap: u64,
+    },
+    /// 200: the whole resource, delivered from offset 0 until `stop_at`.
+    Full { next: u64, stop_at: u64 },
+    /// [`RangeFetcher::get`].
+    Whole { buf: Vec<u8>, limit: u64 },
+    /// Nothing useful (no headers).
+    Discard,
+}
+
+/// One running curl process.
+struct Running {
+    ranges: Vec<ByteRange>,
+    whole_limit: Option<u64>,
+    http: bool,
+    child: Child,
+    cancel: Arc<AtomicBool>,
+    head: HeadParser,
+    prehead: Vec<Vec<u8>>,
+    prehead_len: usize,
+    body: Body,
+    kind: RespKind,
+    covered: Vec<bool>,
+    out_eof: bool,
+    err_eof: bool,
+    /// `Some(Ok)`: stopped on purpose (everything useful arrived); `Some(Err)`: failed.
+    finish: Option<Result<(), FetchError>>,
+}
+
+/// The curl processes of one call.
+struct Session<'a> {
+    cfg: &'a Config,
+    url: &'a str,
+    max_end: u64,
+    tx: SyncSender<Msg>,
+    rx: Receiver<Msg>,
+    running: HashMap<u64, Running>,
+    next_id: u64,
+    launched: u64,
+}
+
+impl<'a> Session<'a> {
+    fn new(cfg: &'a Config, url: &'a str, max_end: u64) -> Self {
+        let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
+        Session {
+            cfg,
+            url,
+            max_end,
+            tx,
+            rx,
+            running: HashMap::new(),
+            next_id: 0,
+            launched: 0,
+        }
+    }
+
+    fn protocol(&self, what: impl std::fmt::Display) -> FetchError {
+        FetchError::Protocol(format!("{}: {what}", redact_url(self.url)))
+    }
+
+    /// Start curl for `spec`; returns the request id.
+    fn launch(&mut self, spec: Spec) -> Result<u64, FetchError> {
+        let http = is_http(self.url);
+        let mut args: Vec<String> = [
+            "--globoff",
+            "--suppress-connect-headers",
+            "--proto-redir",
+            "=http,https",
+            "--dump-header",
+            "/dev/stderr",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(self.cfg.timeout_args());
+        let (ranges, whole_limit) = match spec {
+            Spec::Ranges(r) => {
+                let list: Vec<String> = r.iter().map(|r| r.to_string()).collect();
+                args.push("--range".into());
+                args.push(list.join(","));
+                (r, None)
+            }
+            Spec::Whole { limit } => {
+                args.push("--write-out".into());
+                args.push(format!("%{{stderr}}\n{URL_MARKER}%{{url_effective}}\n"));
+                (Vec::new(), Some(limit))
+            }
+        };
+        args.push("--url".into());
+        args.push(self.url.to_string());
+
+        let script = format!("{} {ALWAYS} \"$@\"", self.cfg.curl_cmd);
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .arg("zsync3")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| FetchError::Transport(format!("cannot run /bin/sh for curl: {e}")))?;
+        self.launched += 1;
+        let id = self.next_id;
+        self.next_id += 1;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let pipes = (child.stdout.take(), child.stderr.take());
+        let started = match pipes {
+            (Some(out), Some(err)) => spawn_reader(id, Pipe::Out, out, &self.tx, &cancel)
+                .and_then(|_| spawn_reader(id, Pipe::Err, err, &self.tx, &cancel)),
+            _ => Err(io::Error::other("no pipes")),
+        };
+        if let Err(e) = started {
+            cancel.store(true, Ordering::Relaxed);
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(FetchError::Transport(format!(
+                "cannot start a thread to read from curl: {e}"
+            )));
+        }
+        let body = if http {
+            Body::Pending
+        } else if let Some(limit) = whole_limit {
+            Body::Whole {
+                buf: Vec::new(),
+                limit,
+            }
+        } else {
+            match ranges.first() {
+                Some(r) => Body::Raw {
+                    next: r.start,
+                    end: r.end,
+                },
+                None => Body::Discard,
+            }
+        };
+        let covered = vec![false; ranges.len()];
+        self.running.insert(
+            id,
+            Running {
+                ranges,
+                whole_limit,
+                http,
+                child,
+                cancel,
+                head: HeadParser::default(),
+                prehead: Vec::new(),
+                prehead_len: 0,
+                body,
+                kind: RespKind::Raw,
+                covered,
+                out_eof: false,
+                err_eof: false,
+                finish: None,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Wait for the next piece of output from any running curl and handle it. `Err` only
+    /// when the sink refused data (the call must stop).
+    fn pump(&mut self, sink: &mut dyn RangeSink) -> Result<Vec<Note>, FetchError> {
+        let mut notes = Vec::new();
+        let msg = match self.rx.recv() {
+            Ok(m) => m,
+            // Cannot happen while `self.tx` lives; fail the running requests rather than spin.
+            Err(_) => {
+                let ids: Vec<u64> = self.running.keys().copied().collect();
+                for id in ids {
+                    if let Some(mut r) = self.running.remove(&id) {
+                        r.finish =
+                            Some(Err(FetchError::Transport("lost contact with curl".into())));
+                        notes.push(self.complete(id, r));
+                    }
+                }
+                return Ok(notes);
+            }
+        };
+        let id = match &msg {
+            Msg::Data(id, ..) | Msg::Eof(id, ..) => *id,
+        };
+        let Some(mut r) = self.running.remove(&id) else {
+            return Ok(notes); // Output of a request already ended or cancelled.
+        };
+        let step = self.handle(id, &mut r, msg, sink, &mut notes);
+        if let Err(e) = step {
+            // The sink failed: stop this request too (the others are stopped by Drop).
+            self.kill(r);
+            return Err(e);
+        }
+        if r.finish.is_some() || (r.out_eof && r.err_eof) {
+            notes.push(self.complete(id, r));
+        } else {
+            self.running.insert(id, r);
+        }
+        Ok(notes)
+    }
+
+    fn handle(
+        &self,
+        id: u64,
+        r: &mut Running,
+        msg: Msg,
+        sink: &mut dyn RangeSink,
+        notes: &mut Vec<Note>,
+    ) -> Result<(), FetchError> {
+        match msg {
+            Msg::Data(_, Pipe::Out, data) => self.body_data(r, &data, sink)?,
+            Msg::Data(_, Pipe::Err, data) => {
+                r.head.feed(&data);
+                if r.http && matches!(r.body, Body::Pending) && r.head.done {
+                    self.head_ready(id, r, sink, notes)?;
+                }
+            }
+            Msg::Eof(_, pipe, err) => {
+                if let Some(e) = err {
+                    if r.finish.is_none() {
+                        r.finish = Some(Err(FetchError::Transport(format!(
+                            "{}: reading from curl: {e}",
+                            redact_url(self.url)
+                        ))));
+                    }
+                }
+                match pipe {
+                    Pipe::Out => r.out_eof = true,
+                    Pipe::Err => {
+                        r.err_eof = true;
+                        r.head.finish();
+                        if r.http && matches!(r.body, Body::Pending) {
+                            self.head_ready(id, r, sink, notes)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The final response headers are known (or stderr ended without them).
+    fn head_ready(
+        &self,
+        id: u64,
+        r: &mut Running,
+        sink: &mut dyn RangeSink,
+        notes: &mut Vec<Note>,
+    ) -> Result<(), FetchError> {
+        let Some(head) = r.head.final_head.clone() else {
+            r.body = Body::Discard;
+            r.prehead = Vec::new();
+            r.prehead_len = 0;
+            return Ok(());
+        };
+        let status = head.status;
+        if let Some(limit) = r.whole_limit {
+            if (200..300).contains(&status) && status != 206 {
+                r.body = Body::Whole {
+                    buf: Vec::new(),
+                    limit,
+                };
+            } else {
+                r.body = Body::Discard;
+                r.finish = Some(Err(self.status_error(status)));
+            }
+        } else {
+            match status {
+                206 => {
+                    let ct = head.content_type.as_deref().unwrap_or("");
+                    match byteranges_boundary(ct) {
+                        Ok(Some(b)) => match MultipartParser::new(&b) {
+                            Ok(parser) => {
+                                let first = r.ranges.first().map_or(0, |x| x.start);
+                                let last = r.ranges.last().map_or(0, |x| x.end);
+                                let cap = (last - first)
+                                    .saturating_add(MULTIPART_SLACK)
+                                    .saturating_add(512 * r.ranges.len() as u64);
+                                r.kind = RespKind::Multipart;
+                                r.body = Body::Multipart {
+                                    parser,
+                                    received: 0,
+                                    cap,
+                                };
+                            }
+                            Err(e) => r.finish = Some(Err(self.protocol(e))),
+                        },
+                        Ok(None) => match head.content_range.as_deref().map(parse_content_range) {
+                            Some(Ok(cr)) => {
+                                r.kind = RespKind::Single;
+                                r.body = Body::Single {
+                                    range: cr.range,
+                                    next: cr.range.start,
+                                };
+                            }
+                            Some(Err(e)) => r.finish = Some(Err(self.protocol(e))),
+                            None => {
+                                r.finish =
+                                    Some(Err(self.protocol("206 response without Content-Range")))
+                            }
+                        },
+                        Err(e) => r.finish = Some(Err(self.protocol(e))),
+                    }
+                }
+                200 => {
+                    r.kind = RespKind::Full;
+                    r.body = Body::Full {
+                        next: 0,
+                        stop_at: self.max_end,
+                    };
+                    notes.push(Note::FullBody { id });
+                }
+                416 if r.ranges.len() > 1 => {
+                    r.kind = RespKind::Unsatisfiable;
+                    r.body = Body::Discard;
+                    r.finish = Some(Ok(()));
+                }
+                s => {
+                    r.body = Body::Discard;
+                    r.finish = Some(Err(self.status_error(s)));
+                }
+            }
+        }
+        let pre = std::mem::take(&mut r.prehead);
+        r.prehead_len = 0;
+        for chunk in pre {
+            self.body_data(r, &chunk, sink)?;
+        }
+        Ok(())
+    }
+
+    fn status_error(&self, status: u32) -> FetchError {
+        if status >= 400 {
+            FetchError::Http {
+                status,
+                url: redact_url(self.url),
+            }
+        } else {
+            self.protocol(format!("unexpected HTTP status {status}"))
+        }
+    }
+
+    /// Body bytes from curl's stdout. `Err` only for a sink failure.
+    fn body_data(
+        &self,
+        r: &mut Running,
+        data: &[u8],
+        sink: &mut dyn RangeSink,
+    ) -> Result<(), FetchError> {
+        if r.finish.is_some() || data.is_empty() {
+            return Ok(());
+        }
+        match &mut r.body {
+            Body::Pending => {
+                if r.prehead_len + data.len() > MAX_PREHEAD {
+                    r.finish = Some(Err(match r.head.tentative.as_ref() {
+                        Some(h) => self.status_error(h.status),
+                        None => self.protocol("no HTTP response headers from curl"),
+                    }));
+                } else {
+                    r.prehead_len += data.len();
+                    r.prehead.push(data.to_vec());
+                }
+            }
+            Body::Discard => {}
+            Body::Raw { next, end } => {
+                let room = *end - *next;
+                let n = (data.len() as u64).min(room) as usize;
+                if n > 0 {
+                    sink.data(*next, &data[..n])?;
+                    *next += n as u64;
+                }
+                if n < data.len() {
+                    r.finish = Some(Err(self.protocol("more data than the range asked for")));
+                }
+            }
+            Body::Single { range, next } => {
+                let room = range.end - *next;
+                let n = (data.len() as u64).min(room) as usize;
+                if n > 0 {
+                    sink.data(*next, &data[..n])?;
+                    *next += n as u64;
+                }
+                if n < data.len() {
+                    r.finish = Some(Err(self.protocol(format!(
+                        "body longer than its Content-Range ({}-{})",
+                        range.start,
+                        range.end - 1
+                    ))));
+                }
+            }
+            Body::Multipart {
+                parser,
+                received,
+                cap,
+            } => {
+                *received += data.len() as u64;
+                if *received > *cap {
+                    r.finish = Some(Err(
+                        self.protocol("multipart body much longer than the ranges asked for")
+                    ));
+                    return Ok(());
+                }
+                let ranges = &r.ranges;
+                let covered = &mut r.covered;
+                let res = parser.feed(data, |ev| match ev {
+                    Event::Data { offset, data } => sink.data(offset, data).map_err(Stop::Sink),
+                    Event::PartEnd(part) => {
+                        mark_covered(ranges, covered, part);
+                        Ok(())
+                    }
+                    Event::PartStart(_) => Ok(()),
+                });
+                match res {
+                    Ok(()) => {}
+                    Err(Stop::Sink(e)) => return Err(e),
+                    Err(Stop::Bad(e)) => r.finish = Some(Err(self.protocol(e))),
+                }
+            }
+            Body::Full { next, stop_at } => {
+                let room = *stop_at - *next;
+                let n = (data.len() as u64).min(room) as usize;
+                if n > 0 {
+                    sink.data(*next, &data[..n])?;
+                    *next += n as u64;
+                }
+                if *next >= *stop_at {
+                    r.finish = Some(Ok(()));
+                }
+            }
+            Body::Whole { buf, limit } => {
+                if (buf.len() as u64).saturating_add(data.len() as u64) > *limit {
+                    r.finish = Some(Err(
+                        self.protocol(format!("response larger than {limit} bytes"))
+                    ));
+                } else {
+                    buf.extend_from_slice(data);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// End request `id`: reap curl and work out the result.
+    fn complete(&self, id: u64, mut r: Running) -> Note {
+        let stopped = r.finish.is_some();
+        r.cancel.store(true, Ordering::Relaxed);
+        if stopped {
+            let _ = r.child.kill();
+        }
+        let waited = r.child.wait();
+        let ranges = std::mem::take(&mut r.ranges);
+        let result = self.result(&mut r, waited, &ranges);
+        Note::Completed { id, ranges, result }
+    }
+
+    fn result(
+        &self,
+        r: &mut Running,
+        waited: io::Result<ExitStatus>,
+        ranges: &[ByteRange],
+    ) -> Result<Outcome, FetchError> {
+        match r.finish.take() {
+            Some(Err(e)) => return Err(e),
+            Some(Ok(())) => return Ok(self.outcome(r, ranges)),
+            None => {}
+        }
+        let status = waited.map_err(|e| {
+            FetchError::Transport(format!("{}: waiting for curl: {e}", redact_url(self.url)))
+        })?;
+        if !status.success() {
+            return Err(self.curl_failure(status, &r.head.tail));
+        }
+        if r.http && r.head.final_head.is_none() {
+            return Err(self.protocol("no HTTP response headers from curl"));
+        }
+        match &r.body {
+            Body::Single { range, next } => {
+                if *next < range.end {
+                    return Err(self.protocol(format!(
+                        "body shorter than its Content-Range ({} of {} bytes)",
+                        next - range.start,
+                        range.len()
+                    )));
+                }
+                let range = *range;
+                mark_covered(ranges, &mut r.covered, range);
+            }
+            Body::Multipart { parser, .. } => {
+                parser.finish().map_err(|e| self.protocol(e))?;
+            }
+            _ => {}
+        }
+        Ok(self.outcome(r, ranges))
+    }
+
+    fn outcome(&self, r: &mut Running, ranges: &[ByteRange]) -> Outcome {
+        if r.whole_limit.is_some() {
+            let body = match std::mem::replace(&mut r.body, Body::Discard) {
+                Body::Whole { buf, .. } => buf,
+                _ => Vec::new(),
+            };
+            let final_url = r
+                .head
+                .effective_url()
+                .unwrap_or_else(|| self.url.to_string());
+            return Outcome::Whole { body, final_url };
+        }
+        let uncovered = ranges
+            .iter()
+            .zip(&r.covered)
+            .filter(|(_, &c)| !c)
+            .map(|(r, _)| *r)
+            .collect();
+        Outcome::Ranges {
+            kind: r.kind,
+            uncovered,
+        }
+    }
+
+    /// The error for a curl that exited unsuccessfully.
+    fn curl_failure(&self, status: ExitStatus, tail: &[u8]) -> FetchError {
+        let url = redact_url(self.url);
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            if let Some(sig) = status.signal() {
+                return FetchError::Transport(format!("{url}: curl was killed by signal {sig}"));
+            }
+        }
+        match status.code() {
+            Some(127) => {
+                FetchError::Transport("cannot run curl (ZSYNC_CURL): command not found".into())
+            }
+            Some(126) => FetchError::Transport(
+                "cannot run curl (ZSYNC_CURL): permission denied or not executable".into(),
+            ),
+            Some(c) if c > 128 && c < 192 => {
+                FetchError::Transport(format!("{url}: curl was killed by signal {}", c - 128))
+            }
+            c => {
+                let code = c.map_or_else(|| "?".to_string(), |c| c.to_string());
+                match curl_message(tail) {
+                    Some(m) => FetchError::Transport(format!("{url}: {}", self.redact(&m))),
+                    None => FetchError::Transport(format!("{url}: curl failed (exit code {code})")),
+                }
+            }
+        }
+    }
+
+    /// `msg` with the secrets of `ZSYNC_CURL` and of the URL replaced by `***`.
+    fn redact(&self, msg: &str) -> String {
+        let mut out = msg.to_string();
+        let mut secrets: Vec<&str> = self.cfg.secrets.iter().map(|s| s.as_str()).collect();
+        if let Some(info) = userinfo(self.url) {
+            secrets.push(info);
+            secrets.extend(info.split(':').filter(|s| s.len() >= 3));
+        }
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for s in secrets {
+            if !s.is_empty() {
+                out = out.replace(s, "***");
+            }
+        }
+        out
+    }
+
+    /// Stop a request without looking at its result.
+    fn kill(&self, mut r: Running) {
+        r.cancel.store(true, Ordering::Relaxed);
+        let _ = r.child.kill();
+        let _ = r.child.wait();
+    }
+
+    fn cancel_all_except(&mut self, keep: u64) {
+        let ids: Vec<u64> = self
+            .running
+            .keys()
+            .copied()
+            .filter(|&i| i != keep)
+            .collect();
+        for id in ids {
+            if let Some(r) = self.running.remove(&id) {
+                self.kill(r);
+            }
+        }
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        for (_, r) in std::mem::take(&mut self.running) {
+            self.kill(r);
+        }
+    }
+}
+
+impl Config {
+    fn timeout_args(&self) -> Vec<String> {
+        let Some(t) = self.stall_timeout else {
+            return Vec::new();
+        };
+        let secs = t.as_secs().max(1).to_string();
+        let cmd = &self.curl_cmd;
+        let mut args = Vec::new();
+        let has = |opts: &[&str]| {
+            cmd.split_whitespace().any(|w| {
+                opts.iter()
+                    .any(|o| w == *o || w.starts_with(&format!("{o}=")))
+            })
+        };
+        if !has(&["--speed-limit", "--speed-time", "-y", "-Y"]) {
+            args.extend(["--speed-limit".into(), "1".into(), "--speed-time".into()]);
+            args.push(secs.clone());
+        }
+        if !has(&["--connect-timeout"]) {
+            args.push("--connect-timeout".into());
+            args.push(secs);
+        }
+        args
+    }
+}
+
+/// Why multipart parsing stopped.
+enum Stop {
+    Sink(FetchError),
+    Bad(super::multipart::MultipartError),
+}
+
+impl From<super::multipart::MultipartError> for Stop {
+    fn from(e: super::multipart::MultipartError) -> Self {
+        Stop::Bad(e)
+    }
+}
+
+/// Mark the requested ranges that lie entirely inside `part`.
+fn mark_covered(ranges: &[ByteRange], covered: &mut [bool], part: ByteRange) {
+    let first = ranges.partition_point(|r| r.start < part.start);
+    for (r, c) in ranges[first..].iter().zip(covered[first..].iter_mut()) {
+        if r.end > part.end {
+            break;
+        }
+        *c = true;
+    }
+}
+
+/// Copy a pipe into the channel until EOF, an error, or cancellation.
+fn spawn_reader<R: Read + Send + 'static>(
+    id: u64,
+    pipe_kind: Pipe,
+    mut pipe: R,
+    tx: &SyncSender<Msg>,
+    cancel: &Arc<AtomicBool>,
+) -> io::Result<()> {
+    let tx = tx.clone();
+    let cancel = Arc::clone(cancel);
+    thread::Builder::new()
+        .name("zsync3-curl-pipe".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; READ_CHUNK];
+            let mut error = None;
+            while !cancel.load(Ordering::Relaxed) {
+                match pipe.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if tx
+                            .send(Msg::Data(id, pipe_kind, buf[..n].to_vec()))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        error = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            // Close the pipe first: a curl still writing then stops (EPIPE).
+            drop(pipe);
+            let _ = tx.send(Msg::Eof(id, pipe_kind, error));
+        })
+        .map(|_| ())
+}
+
+/// The response headers that matter.
+#[derive(Clone, Debug, Default)]
+struct Head {
+    status: u32,
+    content_type: Option<String>,
+    content_range: Option<String>,
+}
+
+/// A header block being read.
+#[derive(Debug)]
+struct Block {
+    head: Head,
+    location: bool,
+}
+
+/// Reads curl's stderr: `--dump-header` blocks (one per response, including redirects and
+/// interim responses), then trailers, `--write-out` text and curl's error message.
+#[derive(Debug, Default)]
+struct HeadParser {
+    line: Vec<u8>,
+    block: Option<Block>,
+    /// A 401/407 answer, which curl may follow with an authenticated retry.
+    tentative: Option<Head>,
+    /// The response whose body curl writes to stdout.
+    final_head: Option<Head>,
+    /// `final_head` is settled (found, or stderr ended).
+    done: bool,
+    /// The end of the non-header text.
+    tail: Vec<u8>,
+}
+
+impl HeadParser {
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let (piece, rest, complete) = match data.iter().position(|&b| b == b'\n') {
+                Some(i) => (&data[..i], &data[i + 1..], true),
+                None => (data, &data[data.len()..], false),
+            };
+            let room = MAX_HEADER_LINE.saturating_sub(self.line.len());
+            self.line.extend_from_slice(&piece[..piece.len().min(room)]);
+            if complete {
+                let line = std::mem::take(&mut self.line);
+                self.on_line(&line);
+            }
+            data = rest;
+        }
+    }
+
+    /// stderr ended.
+    fn finish(&mut self) {
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.on_line(&line);
+        }
+        if !self.done {
+            self.final_head = self.tentative.take();
+            self.done = true;
+        }
+    }
+
+    fn on_line(&mut self, raw: &[u8]) {
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if self.done {
+            self.add_tail(line);
+            return;
+        }
+        if let Some(block) = &mut self.block {
+            if line.is_empty() {
+                let Some(b) = self.block.take() else { return };
+                match b.head.status {
+                    100..=199 => {}
+                    300..=399 if b.location => {}
+                    401 | 407 => self.tentative = Some(b.head),
+                    _ => {
+                        self.final_head = Some(b.head);
+                        self.tentative = None;
+                        self.done = true;
+                    }
+                }
+                return;
+            }
+            let text = String::from_utf8_lossy(line);
+            match text.split_once(':') {
+                Some((name, value)) if !name.is_empty() && !name.contains([' ', '\t']) => {
+                    let value = value.trim().to_string();
+                    let name = name.to_ascii_lowercase();
+                    match name.as_str() {
+                        "content-type" if block.head.content_type.is_none() => {
+                            block.head.content_type = Some(value)
+                        }
+                        "content-range" if block.head.content_range.is_none() => {
+                            block.head.content_range = Some(value)
+                        }
+                        "location" => block.location = true,
+                        _ => {}
+                    }
+                }
+                _ => self.add_tail(line),
+            }
+            return;
+        }
+        match parse_status_line(line) {
+            Some(status) => {
+                self.block = Some(Block {
+                    head: Head {
+                        status,
+                        ..Head::default()
+                    },
+                    location: false,
+                })
+            }
+            None => self.add_tail(line),
+        }
+    }
+
+    fn add_tail(&mut self, line: &[u8]) {
+        self.tail.extend_from_slice(line);
+        self.tail.push(b'\n');
+        if self.tail.len() > 2 * MAX_TAIL {
+            let cut = self.tail.len() - MAX_TAIL;
+            self.tail.drain(..cut);
+        }
+    }
+
+    /// The URL written by `--write-out` (the last one, in case a trailer imitates it).
+    fn effective_url(&self) -> Option<String> {
+        let text = String::from_utf8_lossy(&self.tail);
+        text.lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(URL_MARKER))
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+    }
+}
+
+/// The status code of an `HTTP/x.y NNN reason` line.
+fn parse_status_line(line: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(line).ok()?;
+    if !text.starts_with("HTTP/") {
+        return None;
+    }
+    let code = text.split_whitespace().nth(1)?;
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    code.parse().ok()
+}
+
+/// curl's error message from the non-header stderr text: the first `curl: (N) ...` line,
+/// else the first `curl: ...` line, else the last line; cleaned up and shortened.
+fn curl_message(tail: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(tail);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(URL_MARKER))
+        .collect();
+    let pick = lines
+        .iter()
+        .find(|l| l.starts_with("curl: ("))
+        .or_else(|| lines.iter().find(|l| l.starts_with("curl: ")))
+        .or_else(|| lines.last())?;
+    let mut msg: String = pick
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(MAX_MESSAGE)
+        .collect();
+    if pick.chars().count() > MAX_MESSAGE {
+        msg.push_str("...");
+    }
+    Some(msg)
+}
+
+/// Words of the curl command that might be secrets (passwords, tokens, paths), to be
+/// removed from curl's messages: everything of 4+ characters that is not an option name.
+fn secret_tokens(cmd: &str) -> Vec<String> {
+    let mut v: Vec<String> = cmd
+        .split(|c: char| c.is_whitespace() || matches!(c, '=' | ':' | '"' | '\''))
+        .filter(|t| t.len() >= 4)
+        .filter(|t| {
+            let is_option = t.starts_with('-')
+                && t.trim_start_matches('-')
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-');
+            !is_option && !matches!(*t, "curl" | "http" | "https") && !t.ends_with("/curl")
+        })
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: u64, e: u64) -> ByteRange {
+        ByteRange { start: s, end: e }
+    }
+
+    #[test]
+    fn normalize_merges_and_splits() {
+        assert_eq!(
+            normalize(&[r(10, 20), r(0, 5), r(5, 7), r(15, 30), r(40, 40)], 100),
+            vec![r(0, 7), r(10, 30)]
+        );
+        assert_eq!(
+            normalize(&[r(0, 25)], 10),
+            vec![r(0, 10), r(10, 20), r(20, 25)]
+        );
+        assert_eq!(
+            normalize(&[r(u64::MAX - 3, u64::MAX)], 2),
+            vec![r(u64::MAX - 3, u64::MAX - 1), r(u64::MAX - 1, u64::MAX)]
+        );
+        assert!(normalize(&[], 10).is_empty());
+    }
+
+    #[test]
+    fn batches() {
+        let mut q: VecDeque<ByteRange> = vec![r(0, 10), r(20, 30), r(40, 50), r(60, 200)].into();
+        assert_eq!(take_batch(&mut q, 2, 100), vec![r(0, 10), r(20, 30)]);
+        assert_eq!(take_batch(&mut q, 5, 100), vec![r(40, 50)]);
+        assert_eq!(take_batch(&mut q, 5, 100), vec![r(60, 200)]);
+        assert!(take_batch(&mut q, 5, 100).is_empty());
+    }
+
+    #[test]
+    fn coverage() {
+        let ranges = [r(0, 10), r(20, 30), r(40, 50)];
+        let mut c = [false; 3];
+        mark_covered(&ranges, &mut c, r(5, 35));
+        assert_eq!(c, [false, true, false]);
+        mark_covered(&ranges, &mut c, r(0, 10));
+        assert_eq!(c, [true, true, false]);
+        mark_covered(&ranges, &mut c, r(40, 49));
+        assert_eq!(c, [true, true, false]);
+        mark_covered(&ranges, &mut c, r(0, 100));
+        assert_eq!(c, [true, true, true]);
+    }
+
+    #[test]
+    fn header_stream() {
+        let mut h = HeadParser::default();
+        h.feed(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 302 Found\r\nLocation: /x\r\n");
+        h.feed(b"\r\nHTTP/1.1 401 No\r\nWWW-Authenticate: Digest\r\n\r\n");
+        assert!(!h.done);
+        h.feed(b"HTTP/2 206 \r\ncontent-type: multipart/byteranges; boundary=b\r\n");
+        h.feed(b"Content-Range: bytes 0-1/2\r");
+        assert!(!h.done);
+        h.feed(b"\n\r\nX-Trailer: 1\r\ncurl: (18) transfer closed\n");
+        assert!(h.done);
+        let head = h.final_head.clone().unwrap();
+        assert_eq!(head.status, 206);
+        assert_eq!(
+            head.content_type.as_deref(),
+            Some("multipart/byteranges; boundary=b")
+        );
+        assert_eq!(head.content_range.as_deref(), Some("bytes 0-1/2"));
+        assert_eq!(
+            curl_message(&h.tail).as_deref(),
+            Some("curl: (18) transfer closed")
+        );
+    }
+
+    #[test]
+    fn header_stream_401_final_and_final_3xx() {
+        let mut h = HeadParser::default();
+        h.feed(b"HTTP/1.1 401 No\r\n\r\ncurl: (22) The requested URL returned error: 401\n");
+        assert!(!h.done);
+        h.finish();
+        assert_eq!(h.final_head.as_ref().map(|h| h.status), Some(401));
+
+        let mut h = HeadParser::default();
+        h.feed(b"HTTP/1.1 304 Not Modified\r\n\r\n");
+        assert_eq!(h.final_head.as_ref().map(|h| h.status), Some(304));
+
+        let mut h = HeadParser::default();
+        h.feed(b"curl: (7) Failed to connect\n");
+        h.finish();
+        assert!(h.done && h.final_head.is_none());
+        assert_eq!(
+            curl_message(&h.tail).as_deref(),
+            Some("curl: (7) Failed to connect")
+        );
+    }
+
+    #[test]
+    fn header_stream_bounded() {
+        let mut h = HeadParser::default();
+        h.feed(b"HTTP/1.1 200 OK\r\nX: ");
+        for _ in 0..100 {
+            h.feed(&[b'a'; 4096]);
+        }
+        assert!(h.line.len() <= MAX_HEADER_LINE);
+        h.feed(b"\r\n\r\n");
+        assert!(h.done);
+        for _ in 0..100 {
+            h.feed(&[b'b'; 4096]);
+            h.feed(b"\n");
+        }
+        assert!(h.tail.len() <= 2 * MAX_TAIL + MAX_HEADER_LINE + 1);
+    }
+
+    #[test]
+    fn effective_url_is_last_marker() {
+        let mut h = HeadParser::default();
+        h.feed(b"HTTP/1.1 200 OK\r\n\r\nzsync3-effective-url:http://evil/\r\n");
+        h.feed(b"\nzsync3-effective-url:http://h/real\n");
+        h.finish();
+        assert_eq!(h.effective_url().as_deref(), Some("http://h/real"));
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status_line(b"HTTP/1.1 206 Partial"), Some(206));
+        assert_eq!(parse_status_line(b"HTTP/2 200"), Some(200));
+        assert_eq!(parse_status_line(b"HTTP/1.1 2000 x"), None);
+        assert_eq!(parse_status_line(b"http/1.1 200"), None);
+        assert_eq!(parse_status_line(b"HTTP/1.1"), None);
+    }
+
+    #[test]
+    fn secrets_from_command() {
+        let s = secret_tokens(
+            "TOKEN=abcd1234 curl -u secretuser:secretpass --cacert '/x/ca.pem' -A \"my agent\"",
+        );
+        assert!(s.contains(&"abcd1234".to_string()));
+        assert!(s.contains(&"secretuser".to_string()));
+        assert!(s.contains(&"secretpass".to_string()));
+        assert!(s.contains(&"/x/ca.pem".to_string()));
+        assert!(!s.contains(&"curl".to_string()));
+        assert!(!s.contains(&"--cacert".to_string()));
+    }
+
+    #[test]
+    fn timeout_args_respect_user_options() {
+        let f = CurlFetcher::new("curl".into());
+        assert_eq!(
+            f.cfg.timeout_args(),
+            [
+                "--speed-limit",
+                "1",
+                "--speed-time",
+                "60",
+                "--connect-timeout",
+                "60"
+            ]
+        );
+        let f = CurlFetcher::new("curl --speed-time=5 --connect-timeout 3".into());
+        assert!(f.cfg.timeout_args().is_empty());
+        let f = CurlFetcher::new("curl".into()).with_stall_timeout(None);
+        assert!(f.cfg.timeout_args().is_empty());
+    }
+
+    #[test]
+    fn blank_command_means_curl() {
+        assert_eq!(CurlFetcher::new("  ".into()).cfg.curl_cmd, "curl");
+    }
+}
