@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::multipart::{byteranges_boundary, parse_content_range, Event, MultipartParser};
 use super::url::{is_http, redact_url, userinfo, validate_url};
@@ -69,6 +69,8 @@ const MAX_TAIL: usize = 16 * 1024;
 const MULTIPART_SLACK: u64 = 1 << 20;
 /// Marks the `--write-out` line that carries the effective URL.
 const URL_MARKER: &str = "zsync3-effective-url:";
+/// How long stopped curl processes get to exit by themselves at the end of a call.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest message text taken from curl.
 const MAX_MESSAGE: usize = 300;
 
@@ -80,7 +82,7 @@ pub struct CurlFetcher {
     requests: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Config {
     curl_cmd: String,
     secrets: Vec<String>,
@@ -493,6 +495,8 @@ struct Running {
     err_eof: bool,
     /// `Some(Ok)`: stopped on purpose (everything useful arrived); `Some(Err)`: failed.
     finish: Option<Result<(), FetchError>>,
+    /// Ended before curl did: the process must be retired, not waited for.
+    finish_pending_reap: bool,
 }
 
 /// The curl processes of one call.
@@ -505,6 +509,8 @@ struct Session<'a> {
     running: HashMap<u64, Running>,
     next_id: u64,
     launched: u64,
+    /// Stopped processes not reaped yet.
+    retired: Vec<Child>,
 }
 
 impl<'a> Session<'a> {
@@ -519,6 +525,7 @@ impl<'a> Session<'a> {
             running: HashMap::new(),
             next_id: 0,
             launched: 0,
+            retired: Vec::new(),
         }
     }
 
@@ -620,6 +627,7 @@ impl<'a> Session<'a> {
                 out_eof: false,
                 err_eof: false,
                 finish: None,
+                finish_pending_reap: false,
             },
         );
         Ok(id)
@@ -653,13 +661,16 @@ impl<'a> Session<'a> {
         let step = self.handle(id, &mut r, msg, sink, &mut notes);
         if let Err(e) = step {
             // The sink failed: stop this request too (the others are stopped by Drop).
-            self.kill(r);
+            self.retire(r);
             return Err(e);
         }
         if r.finish.is_some() || (r.out_eof && r.err_eof) {
             notes.push(self.complete(id, r));
         } else {
             self.running.insert(id, r);
+        }
+        if !self.retired.is_empty() {
+            self.reap();
         }
         Ok(notes)
     }
@@ -842,11 +853,20 @@ impl<'a> Session<'a> {
             Body::Single { range, next } => {
                 let room = range.end - *next;
                 let n = (data.len() as u64).min(room) as usize;
-                if n > 0 {
-                    sink.data(*next, &data[..n])?;
-                    *next += n as u64;
+                // Bytes past the end of the last range of the call are of no use.
+                let useful = self.max_end.saturating_sub(*next).min(n as u64) as usize;
+                if useful > 0 {
+                    sink.data(*next, &data[..useful])?;
                 }
-                if n < data.len() {
+                *next += n as u64;
+                if n == data.len() && *next >= self.max_end && *next < range.end {
+                    let got = ByteRange {
+                        start: range.start,
+                        end: *next,
+                    };
+                    mark_covered(&r.ranges, &mut r.covered, got);
+                    r.finish = Some(Ok(()));
+                } else if n < data.len() {
                     r.finish = Some(Err(self.protocol(format!(
                         "body longer than its Content-Range ({}-{})",
                         range.start,
@@ -907,32 +927,45 @@ impl<'a> Session<'a> {
     }
 
     /// End request `id`: reap curl and work out the result.
-    fn complete(&self, id: u64, mut r: Running) -> Note {
-        let stopped = r.finish.is_some();
-        r.cancel.store(true, Ordering::Relaxed);
-        if stopped {
-            let _ = r.child.kill();
-        }
-        let waited = r.child.wait();
+    fn complete(&mut self, id: u64, mut r: Running) -> Note {
         let ranges = std::mem::take(&mut r.ranges);
+        // Stopped early (finish is set): curl may still be running; it is retired below.
+        let waited = if r.finish.is_none() {
+            Some(r.child.wait())
+        } else {
+            None
+        };
         let result = self.result(&mut r, waited, &ranges);
+        if r.finish_pending_reap {
+            self.retire(r);
+        } else {
+            r.cancel.store(true, Ordering::Relaxed);
+        }
         Note::Completed { id, ranges, result }
     }
 
     fn result(
         &self,
         r: &mut Running,
-        waited: io::Result<ExitStatus>,
+        waited: Option<io::Result<ExitStatus>>,
         ranges: &[ByteRange],
     ) -> Result<Outcome, FetchError> {
         match r.finish.take() {
-            Some(Err(e)) => return Err(e),
-            Some(Ok(())) => return Ok(self.outcome(r, ranges)),
+            Some(Err(e)) => {
+                r.finish_pending_reap = true;
+                return Err(e);
+            }
+            Some(Ok(())) => {
+                r.finish_pending_reap = true;
+                return Ok(self.outcome(r, ranges));
+            }
             None => {}
         }
-        let status = waited.map_err(|e| {
-            FetchError::Transport(format!("{}: waiting for curl: {e}", redact_url(self.url)))
-        })?;
+        let status = waited
+            .unwrap_or_else(|| Err(io::Error::other("not waited for")))
+            .map_err(|e| {
+                FetchError::Transport(format!("{}: waiting for curl: {e}", redact_url(self.url)))
+            })?;
         if !status.success() {
             return Err(self.curl_failure(status, &r.head.tail));
         }
@@ -1030,11 +1063,18 @@ impl<'a> Session<'a> {
         out
     }
 
-    /// Stop a request without looking at its result.
-    fn kill(&self, mut r: Running) {
+    /// Stop a request without looking at its result. Its pipe readers close the pipes at
+    /// their next read, so a curl that is still sending gets EPIPE and exits; the shell is
+    /// reaped later ([`reap`](Self::reap), and at the end of the call).
+    fn retire(&mut self, r: Running) {
         r.cancel.store(true, Ordering::Relaxed);
-        let _ = r.child.kill();
-        let _ = r.child.wait();
+        self.retired.push(r.child);
+    }
+
+    /// Reap retired processes that have exited.
+    fn reap(&mut self) {
+        self.retired
+            .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
     }
 
     fn cancel_all_except(&mut self, keep: u64) {
@@ -1046,17 +1086,50 @@ impl<'a> Session<'a> {
             .collect();
         for id in ids {
             if let Some(r) = self.running.remove(&id) {
-                self.kill(r);
+                self.retire(r);
             }
         }
     }
 }
 
 impl Drop for Session<'_> {
+    /// Stop whatever still runs. Curl processes that are still sending stop by themselves
+    /// once their pipes are closed (the channel is drained meanwhile so that the pipe readers
+    /// get to see the cancellation); after [`DRAIN_TIMEOUT`] the shells are killed (a curl
+    /// stuck on a silent server then ends by its own stall timeout).
     fn drop(&mut self) {
         for (_, r) in std::mem::take(&mut self.running) {
-            self.kill(r);
+            self.retire(r);
         }
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        loop {
+            self.reap();
+            if self.retired.is_empty() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            let _ = self.rx.recv_timeout(Duration::from_millis(20));
+        }
+        for mut c in std::mem::take(&mut self.retired) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    /// Without the curl command, which may hold secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("curl_cmd", &"<ZSYNC_CURL>")
+            .field("parallel", &self.parallel)
+            .field("max_ranges", &self.max_ranges)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("multi_range", &self.multi_range)
+            .field("stall_timeout", &self.stall_timeout)
+            .finish()
     }
 }
 
@@ -1502,6 +1575,13 @@ mod tests {
         assert!(f.cfg.timeout_args().is_empty());
         let f = CurlFetcher::new("curl".into()).with_stall_timeout(None);
         assert!(f.cfg.timeout_args().is_empty());
+    }
+
+    #[test]
+    fn debug_output_hides_the_command() {
+        let f = CurlFetcher::new("curl -u user:hunter2".into());
+        let d = format!("{f:?}");
+        assert!(!d.contains("hunter2"), "{d}");
     }
 
     #[test]
