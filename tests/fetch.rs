@@ -799,3 +799,26 @@ fn oversized_single_range_is_cut_after_the_last_range() {
     assert_eq!(sink.bytes, 70_100);
     assert!(t.elapsed() < Duration::from_secs(20));
 }
+
+#[test]
+fn test_server_keeps_connections_alive_and_has_per_path_modes() {
+    let s = setup(1000, Mode::Normal);
+    s.server.set_path_mode("/data.bin", Mode::IgnoreRange);
+    let mut c = TcpStream::connect(s.server.addr()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = "GET /data.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n\
+               GET /data.bin.zsync HTTP/1.1\r\nHost: x\r\nRange: bytes=0-4\r\nConnection: close\r\n\r\n";
+    c.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out);
+    // The first answer ignores Range (per-path mode), the second does not; both on one
+    // connection.
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    assert!(text.contains("HTTP/1.1 206 "), "{text}");
+    assert!(text.ends_with("zsync"), "{text}");
+    let log = s.server.requests();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].range.as_deref(), Some("bytes=0-9"));
+    assert_eq!((log[0].status, log[1].status), (200, 206));
+}

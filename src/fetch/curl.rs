@@ -26,6 +26,40 @@
 //! to the [`RangeSink`] on the calling thread; helper threads only copy bytes from the pipes
 //! into a bounded channel.
 //!
+//! # Requests
+//!
+//! The ranges of a call are sorted, merged when they touch, and split into pieces of at
+//! most 16 MiB; a request asks for at most 64 ranges and 16 MiB. For each URL the fetcher
+//! remembers how the server answered:
+//!
+//! * until a server has answered a range request with 206, the first request of a call runs
+//!   alone (a server that ignores `Range` answers 200 with the whole resource; that body is
+//!   delivered from offset 0 up to the end of the last range of the call, then curl is
+//!   stopped, and nothing else is requested);
+//! * the first multi-range request also runs alone, as a probe. A proper
+//!   `multipart/byteranges` answer (parts in any order, possibly coalesced; each placed by
+//!   its own `Content-Range`) enables multi-range requests for the URL. A plain 206 that
+//!   covers only part of what was asked, a 200, or a 416 disables them; the ranges it did
+//!   not cover are then asked for one per request (at most once more each).
+//!
+//! # Errors
+//!
+//! An HTTP status >= 400 gives [`FetchError::Http`]; a curl failure (exit code, signal)
+//! gives [`FetchError::Transport`] with curl's own one-line message; a malformed answer gives
+//! [`FetchError::Protocol`]. Messages never contain the `ZSYNC_CURL` text (words of it that
+//! curl echoes are replaced by `***`) nor `user:password@` from URLs. Nothing is retried
+//! here. When one request fails, no new one is started, those running are finished, and
+//! the first error is returned.
+//!
+//! # Differences from the reference
+//!
+//! An empty `ZSYNC_CURL` means `curl`. Redirects are followed to `http`/`https` only.
+//! Unless the command sets them itself, curl aborts transfers that stall (< 1 byte/s) for
+//! 60 s and connection attempts longer than 60 s ([`CurlFetcher::with_stall_timeout`]).
+//! A transfer that stops being useful is stopped by closing curl's stdout (curl exits at
+//! its next write); only a curl that is then silent for 3 more seconds has its shell
+//! killed, and it ends by its own stall timeout.
+//!
 //! # Requirements
 //!
 //! curl 7.76 or newer (`--fail-with-body`) and a POSIX `/bin/sh`.
@@ -137,7 +171,8 @@ impl CurlFetcher {
 
     /// A fetcher running `$ZSYNC_CURL`, or `curl` when it is unset or blank.
     pub fn from_env() -> Self {
-        Self::new(std::env::var("ZSYNC_CURL").unwrap_or_default())
+        let cmd = std::env::var_os("ZSYNC_CURL").map(|v| v.to_string_lossy().into_owned());
+        Self::new(cmd.unwrap_or_default())
     }
 
     /// Run at most `n` curl processes at the same time (at least 1; default 4).
