@@ -9,8 +9,8 @@
 //!
 //! ```text
 //! /bin/sh -c '<ZSYNC_CURL> --fail-with-body --silent --show-error --location --netrc "$@"' \
-//!     zsync3 --globoff --suppress-connect-headers --proto-redir =http,https \
-//!     --dump-header /dev/stderr [--speed-limit 1 --speed-time 60 --connect-timeout 60] \
+//!     zsync3 --globoff --suppress-connect-headers --dump-header /dev/stderr \
+//!     [--proto-redir =http,https] [--speed-limit 1 --speed-time 60 --connect-timeout 60] \
 //!     [--range a-b,c-d | --write-out ...] --url <URL>
 //! ```
 //!
@@ -53,9 +53,10 @@
 //!
 //! # Differences from the reference
 //!
-//! An empty `ZSYNC_CURL` means `curl`. Redirects are followed to `http`/`https` only.
-//! Unless the command sets them itself, curl aborts transfers that stall (< 1 byte/s) for
-//! 60 s and connection attempts longer than 60 s ([`CurlFetcher::with_stall_timeout`]).
+//! An empty `ZSYNC_CURL` means `curl`. Unless the command sets these options itself,
+//! redirects are followed to `http`/`https` only, and curl aborts transfers that stall
+//! (< 1 byte/s) for 60 s and connection attempts longer than 60 s
+//! ([`CurlFetcher::with_stall_timeout`]).
 //! A transfer that stops being useful is stopped by closing curl's stdout (curl exits at
 //! its next write); only a curl that is then silent for 3 more seconds has its shell
 //! killed, and it ends by its own stall timeout.
@@ -574,15 +575,13 @@ impl<'a> Session<'a> {
         let mut args: Vec<String> = [
             "--globoff",
             "--suppress-connect-headers",
-            "--proto-redir",
-            "=http,https",
             "--dump-header",
             "/dev/stderr",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
-        args.extend(self.cfg.timeout_args());
+        args.extend(self.cfg.optional_args());
         let (ranges, whole_limit) = match spec {
             Spec::Ranges(r) => {
                 let list: Vec<String> = r.iter().map(|r| r.to_string()).collect();
@@ -1169,24 +1168,31 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
-    fn timeout_args(&self) -> Vec<String> {
+    /// Does the curl command mention one of these options?
+    fn user_sets(&self, opts: &[&str]) -> bool {
+        self.curl_cmd.split_whitespace().any(|w| {
+            let w = w.trim_matches(|c| c == '\'' || c == '"');
+            opts.iter()
+                .any(|o| w == *o || w.starts_with(&format!("{o}=")))
+        })
+    }
+
+    /// Defaults that the curl command may override: redirects to http/https only, and the
+    /// stall timeouts.
+    fn optional_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if !self.user_sets(&["--proto-redir"]) {
+            args.extend(["--proto-redir".into(), "=http,https".into()]);
+        }
         let Some(t) = self.stall_timeout else {
-            return Vec::new();
+            return args;
         };
         let secs = t.as_secs().max(1).to_string();
-        let cmd = &self.curl_cmd;
-        let mut args = Vec::new();
-        let has = |opts: &[&str]| {
-            cmd.split_whitespace().any(|w| {
-                opts.iter()
-                    .any(|o| w == *o || w.starts_with(&format!("{o}=")))
-            })
-        };
-        if !has(&["--speed-limit", "--speed-time", "-y", "-Y"]) {
+        if !self.user_sets(&["--speed-limit", "--speed-time", "-y", "-Y"]) {
             args.extend(["--speed-limit".into(), "1".into(), "--speed-time".into()]);
             args.push(secs.clone());
         }
-        if !has(&["--connect-timeout"]) {
+        if !self.user_sets(&["--connect-timeout"]) {
             args.push("--connect-timeout".into());
             args.push(secs);
         }
@@ -1593,11 +1599,13 @@ mod tests {
     }
 
     #[test]
-    fn timeout_args_respect_user_options() {
+    fn optional_args_respect_user_options() {
         let f = CurlFetcher::new("curl".into());
         assert_eq!(
-            f.cfg.timeout_args(),
+            f.cfg.optional_args(),
             [
+                "--proto-redir",
+                "=http,https",
                 "--speed-limit",
                 "1",
                 "--speed-time",
@@ -1606,10 +1614,10 @@ mod tests {
                 "60"
             ]
         );
-        let f = CurlFetcher::new("curl --speed-time=5 --connect-timeout 3".into());
-        assert!(f.cfg.timeout_args().is_empty());
+        let f = CurlFetcher::new("curl -y 5 --connect-timeout 3 '--proto-redir' =https".into());
+        assert!(f.cfg.optional_args().is_empty());
         let f = CurlFetcher::new("curl".into()).with_stall_timeout(None);
-        assert!(f.cfg.timeout_args().is_empty());
+        assert_eq!(f.cfg.optional_args(), ["--proto-redir", "=http,https"]);
     }
 
     #[test]
