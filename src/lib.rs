@@ -1,4 +1,5 @@
 //! zsync3: client-side rsync over HTTP.
+pub mod client;
 pub mod control;
 pub mod error;
 pub mod fetch;
@@ -8,8 +9,10 @@ pub mod httpdate;
 pub mod known;
 pub mod make;
 pub mod plan;
+pub mod progress;
 pub mod rsum;
 pub mod scan;
 pub mod strong;
+pub mod urljoin;
 
 pub use error::{Error, Result};

@@ -63,6 +63,11 @@ fn check_header_value(what: &str, v: &str) -> Result<(), Error> {
 }
 
 fn run(args: Args) -> Result<(), Error> {
+    if let Some(p) = &args.input {
+        if std::fs::metadata(p).map_err(|e| Error::io(p, e))?.is_dir() {
+            return Err(Error::io(p, std::io::Error::other("is a directory")));
+        }
+    }
     let blocksize = args.blocksize.map(check_blocksize).transpose()?;
     let filename = match (&args.filename, &args.input) {
         (Some(f), _) => Some(f.clone()),

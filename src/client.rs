@@ -1,0 +1,437 @@
+//! Updating a local file: scan the seeds, fetch what is missing, verify, install.
+//!
+//! Data flows one way: seeds → [`Matcher`] (known blocks + reuse list) → the working file
+//! `OUT.part` → missing ranges → [`RangeFetcher`] → per-block verification → whole-file
+//! verification → atomic rename onto `OUT`. The old `OUT` is kept as `OUT.zs-old`. An
+//! interrupted run leaves `OUT.part`, which the next run scans first as a seed.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufReader, Read};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sha1::{Digest, Sha1};
+
+use crate::control::ControlFile;
+use crate::fetch::{FetchError, RangeFetcher, RangeSink};
+use crate::plan::missing_ranges;
+use crate::scan::Matcher;
+use crate::{strong, Error, Result};
+
+/// What the client reports as it goes (a progress bar, a log, or nothing).
+pub trait Progress {
+    /// A human-readable status line (e.g. "reading seed file x").
+    fn message(&mut self, _msg: &str) {}
+    /// `done` of `total` target bytes are now known (`total` = target length).
+    fn update(&mut self, _known: u64, _downloaded: u64, _total: u64) {}
+}
+
+/// A [`Progress`] that says nothing.
+pub struct Silent;
+impl Progress for Silent {}
+
+/// How to update.
+pub struct UpdateOptions<'a> {
+    /// Seed files, scanned in order (the output and `OUT.part` are added automatically).
+    pub seeds: Vec<PathBuf>,
+    /// The file to create or update.
+    pub output: PathBuf,
+    /// Absolute URLs of the target, tried in order.
+    pub urls: Vec<String>,
+    /// Where progress goes.
+    pub progress: &'a mut dyn Progress,
+    /// Attempts per URL that make no progress before moving on to the next URL.
+    pub attempts_per_url: u32,
+}
+
+/// What an update did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpdateReport {
+    /// Target bytes taken from local seeds.
+    pub reused: u64,
+    /// Target bytes obtained over the network (verified).
+    pub downloaded: u64,
+    /// Bytes the server sent that were used or discarded (network cost).
+    pub received: u64,
+    /// Target length.
+    pub length: u64,
+}
+
+/// `OUT.part`, the working file next to the output.
+pub fn part_path(output: &Path) -> PathBuf {
+    let mut s = output.as_os_str().to_owned();
+    s.push(".part");
+    PathBuf::from(s)
+}
+
+/// `OUT.zs-old`, where the previous version is kept.
+pub fn old_path(output: &Path) -> PathBuf {
+    let mut s = output.as_os_str().to_owned();
+    s.push(".zs-old");
+    PathBuf::from(s)
+}
+
+/// The working file and what is known of it.
+struct Work<'c> {
+    control: &'c ControlFile,
+    matcher: Matcher<'c>,
+    file: File,
+    path: PathBuf,
+    downloaded: u64,
+    received: u64,
+    /// Data of a block that arrived in pieces: (offset of its first byte, bytes so far).
+    pending: Option<(u64, Vec<u8>)>,
+}
+
+impl Work<'_> {
+    fn bs(&self) -> u64 {
+        u64::from(self.control.header.blocksize)
+    }
+
+    /// Verify block `i` (`data` is its bytes, the last block possibly short) and store it.
+    fn offer_block(&mut self, i: usize, data: &[u8]) -> Result<(), FetchError> {
+        if self.matcher.known().contains(i) {
+            return Ok(());
+        }
+        let bs = self.bs() as usize;
+        let digest = if data.len() == bs {
+            strong::md4(data)
+        } else {
+            strong::md4_padded(data, bs)
+        };
+        let cb = self.control.blocks.strong_len;
+        if digest[..cb] != *self.control.blocks.strong(i) {
+            return Ok(()); // wrong bytes: dropped, fetched again later
+        }
+        let off = i as u64 * self.bs();
+        self.file
+            .write_all_at(data, off)
+            .map_err(|e| FetchError::Sink(Box::new(Error::io(&self.path, e))))?;
+        self.matcher.mark_known(i, i);
+        self.downloaded += data.len() as u64;
+        Ok(())
+    }
+}
+
+impl RangeSink for Work<'_> {
+    fn data(&mut self, offset: u64, data: &[u8]) -> Result<(), FetchError> {
+        self.received += data.len() as u64;
+        let length = self.control.header.length;
+        let bs = self.bs();
+        // Continue a pending partial block if this chunk follows it; else start afresh.
+        let (mut start, mut buf) = match self.pending.take() {
+            Some((s, mut b)) if s + b.len() as u64 == offset => {
+                b.extend_from_slice(data);
+                (s, b)
+            }
+            _ => (offset, data.to_vec()),
+        };
+        // Drop bytes before the first block boundary and past the end of the target.
+        let aligned = start.div_ceil(bs) * bs;
+        let skip = (aligned - start).min(buf.len() as u64) as usize;
+        buf.drain(..skip);
+        start += skip as u64;
+        if start >= length {
+            return Ok(());
+        }
+        buf.truncate((length - start).min(buf.len() as u64) as usize);
+        let mut pos = 0usize;
+        while pos < buf.len() {
+            let off = start + pos as u64;
+            let i = (off / bs) as usize;
+            let want = (bs.min(length - off)) as usize;
+            if buf.len() - pos < want {
+                break;
+            }
+            let block = buf[pos..pos + want].to_vec();
+            self.offer_block(i, &block)?;
+            pos += want;
+        }
+        if pos < buf.len() {
+            buf.drain(..pos);
+            self.pending = Some((start + pos as u64, buf));
+        }
+        Ok(())
+    }
+}
+
+/// Run an update with `fetcher`. On success the output holds the verified target.
+pub fn update(
+    control: &ControlFile,
+    opts: &mut UpdateOptions<'_>,
+    fetcher: &mut dyn RangeFetcher,
+) -> Result<UpdateReport> {
+    let h = &control.header;
+    if h.sha1.is_none() && h.sha256.is_none() {
+        return Err(Error::Control(
+            "no SHA-1 or SHA-256 checksum of the whole file, so the result could not be verified; refusing to update".into(),
+        ));
+    }
+    let out = opts.output.clone();
+    let part = part_path(&out);
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::io(
+            &dir,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+        ));
+    }
+    // Seeds: the old .part first (a resumed download), then -i files, then the old output.
+    let mut seeds: Vec<PathBuf> = Vec::new();
+    for s in std::iter::once(part.clone())
+        .chain(opts.seeds.iter().cloned())
+        .chain(std::iter::once(out.clone()))
+    {
+        if !seeds.contains(&s) {
+            seeds.push(s);
+        }
+    }
+    // A fresh working file; it replaces OUT.part once the seeds are read.
+    let tmp = crate::fsutil::temp_path_for(&part);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
+    let cleanup = scopeguard_remove(tmp.clone());
+    let mut work = Work {
+        control,
+        matcher: Matcher::new(control),
+        file,
+        path: part.clone(),
+        downloaded: 0,
+        received: 0,
+        pending: None,
+    };
+    for seed in &seeds {
+        if work.matcher.known().is_full() {
+            break;
+        }
+        let f = match File::open(seed) {
+            Ok(f) => f,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && (seed == &part || seed == &out) =>
+            {
+                continue
+            }
+            Err(e) => {
+                opts.progress.message(&format!(
+                    "not using seed file {}: {}",
+                    seed.display(),
+                    crate::error::io_message(&e)
+                ));
+                continue;
+            }
+        };
+        if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+            opts.progress.message(&format!(
+                "not using seed file {}: is a directory",
+                seed.display()
+            ));
+            continue;
+        }
+        opts.progress
+            .message(&format!("reading seed file {}", seed.display()));
+        let mut reader = BufReader::with_capacity(0, &f);
+        if let Err(e) = work.matcher.scan(&mut reader) {
+            opts.progress.message(&format!(
+                "error reading seed file {}: {}",
+                seed.display(),
+                crate::error::io_message(&e)
+            ));
+        }
+        let reuse = work.matcher.take_reuse();
+        copy_reused(&f, seed, &work.file, &tmp, &reuse, h.length)?;
+        let known = known_bytes(&work.matcher, control);
+        opts.progress.update(known, 0, h.length);
+    }
+    let reused = known_bytes(&work.matcher, control);
+    work.file
+        .set_len(h.length)
+        .map_err(|e| Error::io(&tmp, e))?;
+    fs::rename(&tmp, &part).map_err(|e| Error::io(&part, e))?;
+    cleanup.disarm();
+
+    // Download what is missing, URL by URL, with bounded retries.
+    let mut last_err: Option<String> = None;
+    'urls: for url in &opts.urls {
+        let mut fruitless = 0;
+        while !work.matcher.known().is_full() {
+            let missing = missing_ranges(work.matcher.known(), h.blocksize, h.length);
+            let before = work.matcher.known().count();
+            opts.progress.message(&format!(
+                "downloading from {}",
+                crate::fetch::url::redact_url(url)
+            ));
+            work.pending = None;
+            let res = fetcher.fetch_ranges(url, &missing, &mut work);
+            work.pending = None;
+            opts.progress.update(
+                known_bytes(&work.matcher, control),
+                work.downloaded,
+                h.length,
+            );
+            match res {
+                Err(FetchError::Sink(e)) => return Err(*e),
+                Err(e) => last_err = Some(e.to_string()),
+                Ok(()) => {}
+            }
+            if work.matcher.known().count() == before {
+                fruitless += 1;
+                if last_err.is_none() {
+                    last_err = Some(format!(
+                        "{} sent no usable data",
+                        crate::fetch::url::redact_url(url)
+                    ));
+                }
+                if fruitless >= opts.attempts_per_url.max(1) {
+                    continue 'urls;
+                }
+                std::thread::sleep(Duration::from_millis(200 * u64::from(fruitless)));
+            } else {
+                fruitless = 0;
+            }
+        }
+        break;
+    }
+    if !work.matcher.known().is_full() {
+        let why = if opts.urls.is_empty() {
+            "the .zsync names no URL to download from".to_string()
+        } else {
+            last_err.unwrap_or_else(|| "no URL worked".into())
+        };
+        return Err(Error::Incomplete(format!(
+            "could not get all the data ({why}); what was obtained is kept in {} and will be reused if you run zsync again",
+            part.display()
+        )));
+    }
+    work.file.sync_all().map_err(|e| Error::io(&part, e))?;
+    drop(work.file);
+    verify(control, &part)?;
+    install(&part, &out, h.mtime)?;
+    Ok(UpdateReport {
+        reused,
+        downloaded: work.downloaded,
+        received: work.received,
+        length: h.length,
+    })
+}
+
+fn known_bytes(m: &Matcher<'_>, control: &ControlFile) -> u64 {
+    let h = &control.header;
+    let n = m.known().count() as u64 * u64::from(h.blocksize);
+    // The last block may be short.
+    if m.known().contains(m.known().universe().wrapping_sub(1)) {
+        n - (h.num_blocks() * u64::from(h.blocksize) - h.length)
+    } else {
+        n
+    }
+}
+
+/// Copy reused seed ranges into the working file (seed bytes past its end are zeros).
+fn copy_reused(
+    seed: &File,
+    seed_path: &Path,
+    out: &File,
+    out_path: &Path,
+    reuse: &[crate::scan::Reuse],
+    length: u64,
+) -> Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    for r in reuse {
+        let mut done = 0;
+        let len = r.len.min(length.saturating_sub(r.dst));
+        while done < len {
+            let want = (len - done).min(buf.len() as u64) as usize;
+            let mut got = 0;
+            while got < want {
+                match seed.read_at(&mut buf[got..want], r.src + done + got as u64) {
+                    Ok(0) => break,
+                    Ok(k) => got += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::io(seed_path, e)),
+                }
+            }
+            buf[got..want].fill(0);
+            out.write_all_at(&buf[..want], r.dst + done)
+                .map_err(|e| Error::io(out_path, e))?;
+            done += want as u64;
+        }
+    }
+    Ok(())
+}
+
+/// Check the whole file against the control file's SHA-1 (and SHA-256 when present).
+pub fn verify(control: &ControlFile, path: &Path) -> Result<()> {
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut sha1 = Sha1::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        sha1.update(&buf[..n]);
+    }
+    if let Some(want) = &control.header.sha1 {
+        let got = strong::hex(&sha1.finalize());
+        if &got != want {
+            return Err(Error::Verify(format!(
+                "the assembled file's SHA-1 is {got}, but the .zsync says {want}; the download is left in {}",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Replace `out` by `part`: keep the old file as `OUT.zs-old` (hard link), carry its
+/// permissions over, rename atomically, then apply the MTime.
+fn install(part: &Path, out: &Path, mtime: Option<i64>) -> Result<()> {
+    if let Ok(meta) = fs::metadata(out) {
+        let old = old_path(out);
+        let _ = fs::remove_file(&old);
+        if let Err(e) = fs::hard_link(out, &old) {
+            // Some filesystems have no hard links: copy instead (the original renames).
+            fs::copy(out, &old).map_err(|_| Error::io(&old, e))?;
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        fs::set_permissions(part, fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(part, e))?;
+    }
+    fs::rename(part, out).map_err(|e| Error::io(out, e))?;
+    if let Some(t) = mtime {
+        let when = if t >= 0 {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(t as u64)
+        } else {
+            SystemTime::UNIX_EPOCH - Duration::from_secs(t.unsigned_abs())
+        };
+        if let Ok(f) = File::options().write(true).open(out) {
+            let _ = f.set_modified(when);
+        }
+    }
+    Ok(())
+}
+
+/// Removes a temporary file when dropped, unless disarmed.
+struct RemoveOnDrop(Option<PathBuf>);
+fn scopeguard_remove(p: PathBuf) -> RemoveOnDrop {
+    RemoveOnDrop(Some(p))
+}
+impl RemoveOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
