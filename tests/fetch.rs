@@ -590,8 +590,19 @@ fn file_urls_work_with_single_ranges() {
 
 // ---- Servers that break the protocol in ways the test server does not. ----
 
-/// Answers every request with `head` followed by `body`, then (if `endless`) zeros
-/// until the client goes away.
+/// What [`RawServer`] does with a request.
+enum Reply {
+    /// Send `head` and `body`, then (if `endless`) zeros until the client goes away.
+    Send {
+        head: String,
+        body: Vec<u8>,
+        endless: bool,
+    },
+    /// Never answer (until the server is dropped).
+    Stall,
+}
+
+/// A server with hand-written answers, one request per connection.
 struct RawServer {
     port: u16,
     stop: Arc<AtomicBool>,
@@ -599,21 +610,32 @@ struct RawServer {
 }
 
 impl RawServer {
+    /// Answer every request with `head` and `body` (and endless zeros if `endless`).
     fn start(head: &str, body: &[u8], endless: bool) -> RawServer {
+        let head = head.to_string();
+        let body = body.to_vec();
+        Self::with(move |_| Reply::Send {
+            head: head.clone(),
+            body: body.clone(),
+            endless,
+        })
+    }
+
+    /// Answer each request (given as its head text) as `reply` says.
+    fn with(reply: impl Fn(&str) -> Reply + Send + Sync + 'static) -> RawServer {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = Arc::clone(&stop);
-        let head = head.to_string();
-        let body = body.to_vec();
+        let reply = Arc::new(reply);
         let handle = thread::spawn(move || {
             for s in l.incoming() {
                 if stop2.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(mut s) = s else { continue };
-                let head = head.clone();
-                let body = body.clone();
+                let reply = Arc::clone(&reply);
+                let stop3 = Arc::clone(&stop2);
                 thread::spawn(move || {
                     let mut buf = Vec::new();
                     let mut tmp = [0u8; 4096];
@@ -623,11 +645,24 @@ impl RawServer {
                             Ok(n) => buf.extend_from_slice(&tmp[..n]),
                         }
                     }
-                    let _ = s.write_all(head.as_bytes());
-                    let _ = s.write_all(&body);
-                    if endless {
-                        let zeros = vec![0u8; 64 * 1024];
-                        while s.write_all(&zeros).is_ok() {}
+                    match reply(&String::from_utf8_lossy(&buf)) {
+                        Reply::Send {
+                            head,
+                            body,
+                            endless,
+                        } => {
+                            let _ = s.write_all(head.as_bytes());
+                            let _ = s.write_all(&body);
+                            if endless {
+                                let zeros = vec![0u8; 64 * 1024];
+                                while s.write_all(&zeros).is_ok() {}
+                            }
+                        }
+                        Reply::Stall => {
+                            while !stop3.load(Ordering::SeqCst) {
+                                thread::sleep(Duration::from_millis(20));
+                            }
+                        }
                     }
                     let _ = s.shutdown(Shutdown::Both);
                 });
@@ -821,4 +856,51 @@ fn test_server_keeps_connections_alive_and_has_per_path_modes() {
     assert_eq!(log.len(), 2);
     assert_eq!(log[0].range.as_deref(), Some("bytes=0-9"));
     assert_eq!((log[0].status, log[1].status), (200, 206));
+}
+
+#[test]
+fn stalled_server_is_given_up_by_the_stall_timeout() {
+    let s = setup(1000, Mode::Stall);
+    let mut f = fetcher().with_stall_timeout(Some(Duration::from_secs(1)));
+    let t = Instant::now();
+    let e = f.get(&s.url, 100).unwrap_err();
+    assert!(e.to_string().contains("curl: (28)"), "{e}");
+    let (_, r) = fetch(&mut f, &s, &[br(0, 10)]);
+    let e = r.unwrap_err();
+    assert!(e.to_string().contains("curl: (28)"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(15));
+    assert_eq!(s.server.request_count(), 2);
+}
+
+#[test]
+fn sink_error_does_not_wait_for_a_stalled_request() {
+    struct Refuse;
+    impl RangeSink for Refuse {
+        fn data(&mut self, _: u64, _: &[u8]) -> Result<(), FetchError> {
+            Err(FetchError::Sink(Box::new(zsync3::Error::Usage(
+                "no".into(),
+            ))))
+        }
+    }
+    // Range 0-9 is answered, anything else stalls.
+    let srv = RawServer::with(|req| {
+        if req.contains("bytes=0-9\r\n") {
+            Reply::Send {
+                head: "HTTP/1.1 206 Partial\r\nContent-Range: bytes 0-9/100\r\nContent-Length: 10\r\n\r\n".into(),
+                body: b"0123456789".to_vec(),
+                endless: false,
+            }
+        } else {
+            Reply::Stall
+        }
+    });
+    let mut f = fetcher().with_multi_range(false).with_parallel(2);
+    let mut sink = MemSink::new(100);
+    f.fetch_ranges(&srv.url(), &[br(0, 10)], &mut sink).unwrap();
+    // Now known to answer ranges: both requests run at once; the stalled one is abandoned.
+    let t = Instant::now();
+    let r = f.fetch_ranges(&srv.url(), &[br(50, 60), br(0, 10)], &mut Refuse);
+    assert!(matches!(r, Err(FetchError::Sink(_))), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(f.requests_made(), 3);
 }

@@ -42,6 +42,9 @@ pub enum Mode {
     /// is cut there and its connection closed. After that the server behaves normally
     /// (set the mode again to re-arm).
     FailAfter(u64),
+    /// The request is read and logged (with status 0), and never answered; the connection
+    /// stays open until the server is dropped.
+    Stall,
 }
 
 /// Gap below which [`Mode::MultipartCoalesced`] merges ranges.
@@ -287,6 +290,19 @@ fn serve_connection(inner: &Inner, mut stream: TcpStream) {
             Some(c) if c.eq_ignore_ascii_case("keep-alive") => true,
             _ => req.version == "HTTP/1.1",
         };
+        if mode_for(inner, &req.target) == Mode::Stall {
+            lock(&inner.log).push(LoggedRequest {
+                method: req.method.clone(),
+                path: req.target.clone(),
+                range: req.header("range").map(str::to_string),
+                headers: req.headers.clone(),
+                status: 0,
+            });
+            while !inner.shutdown.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(20));
+            }
+            return;
+        }
         let resp = respond(inner, &req);
         lock(&inner.log).push(LoggedRequest {
             method: req.method.clone(),
@@ -406,12 +422,16 @@ fn file_for(root: &Path, path: &str) -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
+/// The mode that applies to a request target.
+fn mode_for(inner: &Inner, target: &str) -> Mode {
+    let path = target.split('?').next().unwrap_or("");
+    let per_path = lock(&inner.path_modes).get(path).copied();
+    per_path.unwrap_or_else(|| *lock(&inner.mode))
+}
+
 fn respond(inner: &Inner, req: &RequestHead) -> Response {
     let path = req.target.split('?').next().unwrap_or("").to_string();
-    let mut mode = lock(&inner.path_modes)
-        .get(&path)
-        .copied()
-        .unwrap_or_else(|| *lock(&inner.mode));
+    let mut mode = mode_for(inner, &req.target);
     let mut file_path = path.clone();
     if let Some(rest) = path.strip_prefix(REDIRECT_PREFIX) {
         if rest.starts_with('/') {
