@@ -152,7 +152,15 @@ fn run(args: Args, progress: &mut dyn Progress) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            // --help/--version go to stdout with 0; usage errors are exit 3 (2 means
+            // "verification failed").
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 3 } else { 0 });
+        }
+    };
     let quiet = args.quiet;
     let mut bar = Bar::default();
     let mut silent = Silent;
