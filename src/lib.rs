@@ -8,6 +8,7 @@ pub mod hashlen;
 pub mod httpdate;
 pub mod known;
 pub mod make;
+pub mod md4x8;
 pub mod plan;
 pub mod progress;
 pub mod rsum;

@@ -15,18 +15,29 @@ pub struct Rsum {
 impl Rsum {
     /// The checksum of `data` computed from scratch.
     pub fn of(data: &[u8]) -> Rsum {
-        // Each u32 lane can absorb 2^16 steps before overflow matters only mod 2^16, and we
-        // only keep the low 16 bits, so wrapping u32 arithmetic is exact.
-        let mut a: u32 = 0;
-        let mut b: u32 = 0;
+        #[cfg(target_arch = "x86_64")]
+        {
+            if data.len() >= 64 && std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 was detected at run time.
+                return unsafe { avx2::of(data) };
+            }
+        }
+        Rsum::of_plain(data)
+    }
+
+    /// The plain definition (running sums); [`Rsum::of`] may take a faster path.
+    pub fn of_plain(data: &[u8]) -> Rsum {
+        Rsum::default().extend(data)
+    }
+
+    /// Continue the running sums over more bytes (the window grows).
+    fn extend(self, data: &[u8]) -> Rsum {
+        let (mut a, mut b) = (self.a, self.b);
         for &x in data {
-            a = a.wrapping_add(u32::from(x));
+            a = a.wrapping_add(u16::from(x));
             b = b.wrapping_add(a);
         }
-        Rsum {
-            a: a as u16,
-            b: b as u16,
-        }
+        Rsum { a, b }
     }
 
     /// The checksum of `data` followed by `zeros` zero bytes (a short last block padded).
@@ -68,6 +79,51 @@ impl Rsum {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::Rsum;
+    use std::arch::x86_64::*;
+
+    /// 32 bytes per step: a += Σ d[j]; b += 32·a_before + Σ (32 - j)·d[j], in u32 lanes
+    /// (exact mod 2^16).
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn of(data: &[u8]) -> Rsum {
+        let weights = _mm256_setr_epi8(
+            32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11,
+            10, 9, 8, 7, 6, 5, 4, 3, 2, 1,
+        );
+        let ones = _mm256_set1_epi16(1);
+        let zero = _mm256_setzero_si256();
+        let mut va = zero;
+        let mut vprev = zero;
+        let mut vb = zero;
+        let mut chunks = data.chunks_exact(32);
+        for c in &mut chunks {
+            let v = _mm256_loadu_si256(c.as_ptr() as *const __m256i);
+            vprev = _mm256_add_epi32(vprev, va);
+            va = _mm256_add_epi32(va, _mm256_sad_epu8(v, zero));
+            vb = _mm256_add_epi32(
+                vb,
+                _mm256_madd_epi16(_mm256_maddubs_epi16(v, weights), ones),
+            );
+        }
+        let a = hsum(va);
+        let b = hsum(vprev).wrapping_mul(32).wrapping_add(hsum(vb));
+        Rsum {
+            a: a as u16,
+            b: b as u16,
+        }
+        .extend(chunks.remainder())
+    }
+
+    #[inline(always)]
+    unsafe fn hsum(v: __m256i) -> u32 {
+        let mut w = [0u32; 8];
+        _mm256_storeu_si256(w.as_mut_ptr() as *mut __m256i, v);
+        w.iter().fold(0u32, |s, &x| s.wrapping_add(x))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +155,22 @@ mod tests {
                 b: 0x8400
             }
         );
+    }
+
+    #[test]
+    fn fast_equals_plain() {
+        let data: Vec<u8> = (0..70_000u32)
+            .map(|i| (i.wrapping_mul(2246822519) >> 9) as u8)
+            .collect();
+        for len in [
+            0usize, 1, 2, 7, 8, 31, 64, 1000, 2048, 65535, 65536, 65537, 70_000,
+        ] {
+            assert_eq!(
+                Rsum::of(&data[..len]),
+                Rsum::of_plain(&data[..len]),
+                "len {len}"
+            );
+        }
     }
 
     #[test]
