@@ -72,6 +72,9 @@ pub fn old_path(output: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Most partial blocks kept at once (bounded memory: at most this many blocks).
+const MAX_PENDING: usize = 64;
+
 /// The working file and what is known of it.
 struct Work<'c> {
     control: &'c ControlFile,
@@ -80,8 +83,9 @@ struct Work<'c> {
     path: PathBuf,
     downloaded: u64,
     received: u64,
-    /// Data of a block that arrived in pieces: (offset of its first byte, bytes so far).
-    pending: Option<(u64, Vec<u8>)>,
+    /// Partial blocks waiting for their next piece: (offset of the first byte, bytes so
+    /// far). Several, because parallel transfers deliver interleaved chunks.
+    pending: Vec<(u64, Vec<u8>)>,
 }
 
 impl Work<'_> {
@@ -120,12 +124,17 @@ impl RangeSink for Work<'_> {
         let length = self.control.header.length;
         let bs = self.bs();
         // Continue a pending partial block if this chunk follows it; else start afresh.
-        let (mut start, mut buf) = match self.pending.take() {
-            Some((s, mut b)) if s + b.len() as u64 == offset => {
+        let (mut start, mut buf) = match self
+            .pending
+            .iter()
+            .position(|(s, b)| s + b.len() as u64 == offset)
+        {
+            Some(k) => {
+                let (s, mut b) = self.pending.swap_remove(k);
                 b.extend_from_slice(data);
                 (s, b)
             }
-            _ => (offset, data.to_vec()),
+            None => (offset, data.to_vec()),
         };
         // Drop bytes before the first block boundary and past the end of the target.
         let aligned = start.div_ceil(bs) * bs;
@@ -150,7 +159,10 @@ impl RangeSink for Work<'_> {
         }
         if pos < buf.len() {
             buf.drain(..pos);
-            self.pending = Some((start + pos as u64, buf));
+            if self.pending.len() >= MAX_PENDING {
+                self.pending.remove(0);
+            }
+            self.pending.push((start + pos as u64, buf));
         }
         Ok(())
     }
@@ -206,7 +218,7 @@ pub fn update(
         path: part.clone(),
         downloaded: 0,
         received: 0,
-        pending: None,
+        pending: Vec::new(),
     };
     for seed in &seeds {
         if work.matcher.known().is_full() {
@@ -268,9 +280,9 @@ pub fn update(
                 "downloading from {}",
                 crate::fetch::url::redact_url(url)
             ));
-            work.pending = None;
+            work.pending.clear();
             let res = fetcher.fetch_ranges(url, &missing, &mut work);
-            work.pending = None;
+            work.pending.clear();
             opts.progress.update(
                 known_bytes(&work.matcher, control),
                 work.downloaded,
@@ -433,5 +445,79 @@ impl Drop for RemoveOnDrop {
         if let Some(p) = self.0.take() {
             let _ = fs::remove_file(p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::make::{make, MakeOptions};
+
+    fn work_for<'c>(control: &'c ControlFile, path: &Path) -> Work<'c> {
+        Work {
+            control,
+            matcher: Matcher::new(control),
+            file: OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)
+                .unwrap(),
+            path: path.to_path_buf(),
+            downloaded: 0,
+            received: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Interleaved chunks of several streams, corrupt data and data past the end: every
+    /// block is stored exactly once and only when right.
+    #[test]
+    fn sink_assembles_interleaved_chunks() {
+        let data: Vec<u8> = (0..100_003u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let opts = MakeOptions {
+            blocksize: Some(1024),
+            ..Default::default()
+        };
+        let control =
+            ControlFile::parse(&make(&mut &data[..], 0, &opts).unwrap().to_bytes()).unwrap();
+        let dir = std::env::temp_dir().join(format!("zs3-sink-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("part");
+        let mut w = work_for(&control, &path);
+        // A corrupt copy of the first 10 blocks first: nothing may be stored.
+        let mut bad = data[..10240].to_vec();
+        bad[5000] ^= 1;
+        w.data(0, &bad).unwrap();
+        assert_eq!(w.matcher.known().count(), 9);
+        // Three block-aligned streams (as requests are), cut into odd-sized chunks, interleaved.
+        let thirds = [
+            (0usize, 33 * 1024usize),
+            (33 * 1024, 69 * 1024),
+            (69 * 1024, data.len()),
+        ];
+        let mut cursors: Vec<usize> = thirds.iter().map(|t| t.0).collect();
+        let sizes = [1usize, 7, 1000, 4096, 333, 65536];
+        let mut k = 0;
+        while cursors.iter().zip(&thirds).any(|(c, t)| *c < t.1) {
+            for (s, t) in thirds.iter().enumerate() {
+                if cursors[s] < t.1 {
+                    let n = sizes[k % sizes.len()].min(t.1 - cursors[s]);
+                    k += 1;
+                    w.data(cursors[s] as u64, &data[cursors[s]..cursors[s] + n])
+                        .unwrap();
+                    cursors[s] += n;
+                }
+            }
+        }
+        // Data past the end is ignored.
+        w.data(data.len() as u64, b"junk").unwrap();
+        assert!(w.matcher.known().is_full());
+        w.file.set_len(data.len() as u64).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), data);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
