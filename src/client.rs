@@ -402,9 +402,21 @@ pub fn verify(control: &ControlFile, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Replace `out` by `part`: keep the old file as `OUT.zs-old` (hard link), carry its
-/// permissions over, rename atomically, then apply the MTime.
+/// Replace `out` by `part`: apply the MTime, keep the old file as `OUT.zs-old` (hard
+/// link), carry its permissions over, rename atomically.
 fn install(part: &Path, out: &Path, mtime: Option<i64>) -> Result<()> {
+    // Set the MTime on the working file while it is still writable: the old file's mode,
+    // applied below, may be read-only (and rename keeps the mtime).
+    if let Some(t) = mtime {
+        let when = if t >= 0 {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(t as u64)
+        } else {
+            SystemTime::UNIX_EPOCH - Duration::from_secs(t.unsigned_abs())
+        };
+        if let Ok(f) = File::options().write(true).open(part) {
+            let _ = f.set_modified(when);
+        }
+    }
     if let Ok(meta) = fs::metadata(out) {
         let old = old_path(out);
         let _ = fs::remove_file(&old);
@@ -417,16 +429,6 @@ fn install(part: &Path, out: &Path, mtime: Option<i64>) -> Result<()> {
             .map_err(|e| Error::io(part, e))?;
     }
     fs::rename(part, out).map_err(|e| Error::io(out, e))?;
-    if let Some(t) = mtime {
-        let when = if t >= 0 {
-            SystemTime::UNIX_EPOCH + Duration::from_secs(t as u64)
-        } else {
-            SystemTime::UNIX_EPOCH - Duration::from_secs(t.unsigned_abs())
-        };
-        if let Ok(f) = File::options().write(true).open(out) {
-            let _ = f.set_modified(when);
-        }
-    }
     Ok(())
 }
 
