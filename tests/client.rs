@@ -1375,6 +1375,45 @@ fn mtime_from_the_header_is_applied_in_utc() {
             "TZ={tz}\n{out}"
         );
     }
+    // A read-only old version: its mode is kept and the MTime is still applied.
+    let ro = site.local("ro.bin", b"old");
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let out = zsync_unprivileged(&site, &["-o", "ro.bin", z.to_str().unwrap()]);
+    out.ok();
+    assert_content(&ro, &data, &out);
+    let meta = std::fs::metadata(&ro).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o444, "{out}");
+    let m = meta
+        .modified()
+        .unwrap()
+        .duration_since(SystemTime::UNIX_EPOCH);
+    assert_eq!(m.unwrap().as_secs(), t, "MTime not applied\n{out}");
+}
+
+/// Our zsync run in `site.work`, as user 65534 if the tests run as root (root may write
+/// to read-only files, which would hide bugs), with the site's files given to that user.
+fn zsync_unprivileged(site: &Site, args: &[&str]) -> Out {
+    let id = Command::new("id").arg("-u").output().expect("run id -u");
+    let root = String::from_utf8_lossy(&id.stdout).trim() == "0";
+    let setpriv = Path::new("/usr/bin/setpriv");
+    if !root || !setpriv.exists() {
+        return zsync(&site.work, args);
+    }
+    let st = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(site.tmp.path())
+        .status()
+        .expect("run chown");
+    assert!(st.success(), "chown failed");
+    let z = bin("zsync");
+    let mut full = vec![
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        z.to_str().unwrap(),
+    ];
+    full.extend_from_slice(args);
+    exec(setpriv, &full, &site.work, &[])
 }
 
 #[test]
@@ -1557,5 +1596,60 @@ fn stalled_first_url_fails_over_with_a_short_stall_timeout() {
         start.elapsed() < Duration::from_secs(15),
         "{:?}\n{out}",
         start.elapsed()
+    );
+}
+
+#[test]
+fn parallel_single_range_transfers_lose_no_data() {
+    // 8 changed regions of 40 blocks: after the probe, 7 single-range transfers run at once
+    // and their chunks arrive interleaved, with blocks split across chunks.
+    let site = Site::new("interleaved");
+    let target = test_data(4 << 20, 12);
+    let mut old = target.clone();
+    for k in 0..8 {
+        let at = k * (512 << 10) + 1000;
+        for b in 0..40 {
+            old[at + b * BS as usize] ^= 1;
+        }
+    }
+    site.publish("file.bin", &target, &[]);
+    site.local("old.bin", &old);
+    let want = site.expected_download("file.bin.zsync", "old.bin");
+    let srv = TestServer::start(&site.srv);
+    srv.set_path_mode("/file.bin", Mode::SingleOnly);
+    let url = srv.url("/file.bin.zsync");
+    let out = zsync(
+        &site.work,
+        &["-j", "8", "-i", "old.bin", "-o", "out.bin", &url],
+    );
+    out.ok();
+    assert_content(&site.w("out.bin"), &target, &out);
+    let reqs = requests_for(&srv, "/file.bin");
+    let asked = total(&asked_all(&reqs, target.len() as u64));
+    // The probe asks for all 8 ranges and gets the first: each range is sent once.
+    let need = total(&want) + total(&want[1..]);
+    assert!(
+        reqs.len() <= want.len() + 1 && asked <= need,
+        "{} requests for {} bytes; {need} needed: blocks were dropped and fetched again\n{out}",
+        reqs.len(),
+        asked
+    );
+}
+
+#[test]
+fn parallel_multipart_transfers_lose_no_data() {
+    // 400 scattered changed blocks: a probe, then 6 multi-range requests of up to 64 ranges
+    // at once, whose parts (and so blocks) are split across interleaved chunks.
+    let s = scenario("interleaved-multi", 4 << 20, 400);
+    let want = s.site.expected_download("file.bin.zsync", "old.bin");
+    let out = s.run(&["-j", "4"]);
+    s.assert_success(&out);
+    let reqs = s.data_requests();
+    let asked = total(&asked_all(&reqs, s.target.len() as u64));
+    assert!(
+        reqs.len() <= want.len().div_ceil(64) + 1 && asked <= total(&want),
+        "{} requests for {asked} bytes, {} needed: blocks were dropped and fetched again\n{out}",
+        reqs.len(),
+        total(&want)
     );
 }
