@@ -265,7 +265,7 @@ fn edit_header(zs: &[u8], f: impl FnOnce(&mut Vec<String>)) -> Vec<u8> {
     out
 }
 
-/// Set (or with `None` remove) header `key`; all `URL` lines are replaced by `urls`.
+/// Set (or with `None` remove) header `key` (at its old place, else after the first line).
 fn with_header(zs: &[u8], key: &str, value: Option<&str>) -> Vec<u8> {
     edit_header(zs, |lines| {
         let prefix = format!("{key}: ");
