@@ -58,6 +58,12 @@ pub struct Matcher<'c> {
     next_match: Option<usize>,
     cached_nk: usize,
     cands: Vec<u32>,
+    /// Seed offset right after the last match: where a run of matches would continue.
+    run_next: u64,
+    /// MD4s of the windows at `md4_cache_at + k·B`, `k < md4_cache_len`, in the current seed.
+    md4_cache: [[u8; 16]; 8],
+    md4_cache_at: u64,
+    md4_cache_len: usize,
 }
 
 impl<'c> Matcher<'c> {
@@ -126,6 +132,10 @@ impl<'c> Matcher<'c> {
             next_match: None,
             cached_nk: n,
             cands: Vec::new(),
+            run_next: u64::MAX,
+            md4_cache: [[0; 16]; 8],
+            md4_cache_at: 0,
+            md4_cache_len: 0,
         }
     }
 
@@ -148,6 +158,8 @@ impl<'c> Matcher<'c> {
     /// reuse instructions (with `src` offsets in this seed) to the reuse list.
     pub fn scan(&mut self, seed: &mut dyn Read) -> std::io::Result<u64> {
         self.next_match = None;
+        self.run_next = u64::MAX;
+        self.md4_cache_len = 0;
         let bs = self.bs;
         let ctx = self.seq * bs;
         let chunk = (16 * bs).max(1 << 20);
@@ -318,12 +330,18 @@ impl<'c> Matcher<'c> {
             if self.known.contains(i) {
                 continue;
             }
-            let m0 = *md0.get_or_insert_with(|| strong::md4(&win[..bs]));
+            let m0 = match md0 {
+                Some(m) => m,
+                None => *md0.insert(self.md4_at(win, x)),
+            };
             if m0[..cb] != *self.blocks.strong(i) {
                 continue;
             }
             let k = if self.seq == 2 {
-                let m1 = *md1.get_or_insert_with(|| strong::md4(&win[bs..2 * bs]));
+                let m1 = match md1 {
+                    Some(m) => m,
+                    None => *md1.insert(self.md4_at(&win[bs..], x + bs as u64)),
+                };
                 // The partner may be the phantom block N, whose strong sum is all zeros.
                 let want: &[u8] = if i + 1 < self.n {
                     self.blocks.strong(i + 1)
@@ -341,6 +359,28 @@ impl<'c> Matcher<'c> {
             total += self.write_found(i, k, nk, x, true);
         }
         total
+    }
+
+    /// MD4 of the window at seed offset `x` (`win` starts there). Inside a run of matches the
+    /// next windows are probably needed too, so eight consecutive windows are hashed at once
+    /// with the multi-buffer MD4 and cached.
+    fn md4_at(&mut self, win: &[u8], x: u64) -> [u8; 16] {
+        let bs = self.bs as u64;
+        if x >= self.md4_cache_at && (x - self.md4_cache_at) % bs == 0 {
+            let k = ((x - self.md4_cache_at) / bs) as usize;
+            if k < self.md4_cache_len {
+                return self.md4_cache[k];
+            }
+        }
+        if x == self.run_next && self.bs % 64 == 0 && win.len() >= 8 * self.bs {
+            if let Some(d) = crate::md4x8::md4_x8(&win[..8 * self.bs], self.bs) {
+                self.md4_cache = d;
+                self.md4_cache_at = x;
+                self.md4_cache_len = 8;
+                return d[0];
+            }
+        }
+        strong::md4(&win[..self.bs])
     }
 
     /// Record a match of block i (k blocks) at seed offset x, per SPEC §3.2.4.
@@ -368,7 +408,7 @@ impl<'c> Matcher<'c> {
             return 0;
         }
         let cb = self.blocks.strong_len;
-        if strong::md4(&win[..self.bs])[..cb] != *self.blocks.strong(i) {
+        if self.md4_at(win, x)[..cb] != *self.blocks.strong(i) {
             return 0;
         }
         let nk = self.cached_nk;
@@ -377,6 +417,7 @@ impl<'c> Matcher<'c> {
 
     fn write(&mut self, first: usize, last: usize, src: u64) {
         let bs = self.bs as u64;
+        self.run_next = src + (last - first + 1) as u64 * bs;
         let dst = first as u64 * bs;
         let len = (last - first + 1) as u64 * bs;
         match self.reuse.last_mut() {
