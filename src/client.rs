@@ -202,12 +202,21 @@ pub fn update(
             seeds.push(s);
         }
     }
-    // A fresh working file; it replaces OUT.part once the seeds are read.
-    let tmp = crate::fsutil::temp_path_for(&part);
+    if out.is_dir() {
+        return Err(Error::io(&out, std::io::Error::other("is a directory")));
+    }
+    // A fresh working file; it replaces OUT.part once the seeds are read. Its name is fixed
+    // so that one left by a killed run is simply overwritten by the next.
+    let tmp = {
+        let mut s = part.as_os_str().to_owned();
+        s.push(".new");
+        PathBuf::from(s)
+    };
     let file = OpenOptions::new()
         .read(true)
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .open(&tmp)
         .map_err(|e| Error::io(&tmp, e))?;
     let cleanup = scopeguard_remove(tmp.clone());
@@ -288,9 +297,15 @@ pub fn update(
                 work.downloaded,
                 h.length,
             );
+            let mut hopeless = false;
             match res {
                 Err(FetchError::Sink(e)) => return Err(*e),
-                Err(e) => last_err = Some(e.to_string()),
+                Err(e) => {
+                    // A client error (404, 403, ...) will not go away by asking again.
+                    hopeless = matches!(e, FetchError::Http { status, .. }
+                        if (400..500).contains(&status) && status != 408 && status != 429);
+                    last_err = Some(e.to_string());
+                }
                 Ok(()) => {}
             }
             if work.matcher.known().count() == before {
@@ -301,7 +316,7 @@ pub fn update(
                         crate::fetch::url::redact_url(url)
                     ));
                 }
-                if fruitless >= opts.attempts_per_url.max(1) {
+                if hopeless || fruitless >= opts.attempts_per_url.max(1) {
                     continue 'urls;
                 }
                 std::thread::sleep(Duration::from_millis(200 * u64::from(fruitless)));

@@ -31,7 +31,7 @@ const MAX_CONTROL_FILE: u64 = 1 << 30;
 /// Exit status: 0 updated, 1 local I/O error, 2 the result failed verification (kept as
 /// OUT.part), 3 bad usage, bad .zsync, or the data could not be downloaded.
 #[derive(Parser)]
-#[command(name = "zsync")]
+#[command(name = "zsync", args_override_self = true)]
 struct Args {
     /// A local file with data of the target, e.g. an older version (repeatable).
     #[arg(short = 'i', value_name = "SEED")]
