@@ -421,8 +421,13 @@ fi
 
 # ----------------------------------------------------------------------------- 8. Bazel
 if [ "${CLEAN_BAZEL:-0}" = 1 ]; then
-  echo "CLEAN_BAZEL=1: removing Bazel's output bases"
-  rm -rf --one-file-system "$CHROOT/root/.cache/bazel"
+  echo "CLEAN_BAZEL=1: removing Bazel's output bases and disk cache"
+  rm -rf --one-file-system "$CHROOT/root/.cache/bazel" "$HOST_OFF/disk-cache"
+fi
+# Bazel's disk cache (.bazelrc) only grows: start it afresh past 2 GB.
+if [ "$(du -smx "$HOST_OFF/disk-cache" 2>/dev/null | cut -f1)" -gt 2048 ] 2>/dev/null; then
+  echo "disk cache over 2 GB: emptying it"
+  rm -rf --one-file-system "$HOST_OFF/disk-cache"
 fi
 begin bazel "Bazel, offline, in the chroot (log: $LOGS/bazel.log)"
 set +e
