@@ -99,11 +99,7 @@ impl Work<'_> {
             return Ok(());
         }
         let bs = self.bs() as usize;
-        let digest = if data.len() == bs {
-            strong::md4(data)
-        } else {
-            strong::md4_padded(data, bs)
-        };
+        let digest = self.control.blocks.algorithm.digest_padded(data, bs);
         let cb = self.control.blocks.strong_len;
         if digest[..cb] != *self.control.blocks.strong(i) {
             return Ok(()); // wrong bytes: dropped, fetched again later
@@ -397,6 +393,7 @@ fn copy_reused(
 pub fn verify(control: &ControlFile, path: &Path) -> Result<()> {
     let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut sha1 = Sha1::new();
+    let mut sha256 = control.header.sha256.as_ref().map(|_| sha2::Sha256::new());
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
@@ -404,14 +401,32 @@ pub fn verify(control: &ControlFile, path: &Path) -> Result<()> {
             break;
         }
         sha1.update(&buf[..n]);
+        if let Some(h) = &mut sha256 {
+            h.update(&buf[..n]);
+        }
     }
-    if let Some(want) = &control.header.sha1 {
-        let got = strong::hex(&sha1.finalize());
-        if &got != want {
-            return Err(Error::Verify(format!(
-                "the assembled file's SHA-1 is {got}, but the .zsync says {want}; the download is left in {}",
-                path.display()
-            )));
+    let checks = [
+        (
+            "SHA-1",
+            control.header.sha1.as_ref(),
+            strong::hex(&sha1.finalize()),
+        ),
+        (
+            "SHA-256",
+            control.header.sha256.as_ref(),
+            sha256
+                .map(|h| strong::hex(&h.finalize()))
+                .unwrap_or_default(),
+        ),
+    ];
+    for (name, want, got) in checks {
+        if let Some(want) = want {
+            if &got != want {
+                return Err(Error::Verify(format!(
+                    "the assembled file's {name} is {got}, but the .zsync says {want}; the download is left in {}",
+                    path.display()
+                )));
+            }
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ use std::io::Write;
 use crate::hashlen::HashLengths;
 use crate::httpdate;
 use crate::rsum::Rsum;
+use crate::strong::StrongHash;
 use crate::{Error, Result};
 
 /// Largest block size accepted (16 MiB); the reference's arithmetic breaks from 2^24.
@@ -29,6 +30,8 @@ pub struct BlockSums {
     pub strong: Vec<u8>,
     /// Bytes per strong prefix.
     pub strong_len: usize,
+    /// The strong checksum algorithm.
+    pub algorithm: StrongHash,
 }
 
 impl BlockSums {
@@ -73,8 +76,10 @@ pub struct Header {
     pub urls: Vec<String>,
     /// SHA-1 of the target, lowercase hex.
     pub sha1: Option<String>,
-    /// SHA-256 of the target, lowercase hex (zsync 0.8 style `SHA-256` header).
+    /// SHA-256 of the target, lowercase hex (zsync 0.8 `File-Hash: SHA-256:…`).
     pub sha256: Option<String>,
+    /// Algorithm of the block checksums (zsync 0.8 `Strong-Hash-Algorithm`; MD4 if absent).
+    pub strong_hash: StrongHash,
 }
 
 impl Header {
@@ -104,7 +109,8 @@ impl Header {
             s.push_str(&format!("SHA-1: {h}\n"));
         }
         if let Some(h) = &self.sha256 {
-            s.push_str(&format!("SHA-256: {h}\n"));
+            // `Safe` lets zsync 0.6 clients skip the header they do not know.
+            s.push_str(&format!("Safe: File-Hash\nFile-Hash: SHA-256:{h}\n"));
         }
         s.push('\n');
         w.write_all(s.as_bytes())
@@ -113,7 +119,7 @@ impl Header {
 
 /// Write one block record: the last `rsum_bytes` of the big-endian rolling checksum, then
 /// the first `checksum_bytes` of the strong checksum.
-pub fn write_record(out: &mut Vec<u8>, hl: HashLengths, rsum: Rsum, strong: &[u8; 16]) {
+pub fn write_record(out: &mut Vec<u8>, hl: HashLengths, rsum: Rsum, strong: &[u8]) {
     let r = rsum.to_be_bytes();
     out.extend_from_slice(&r[4 - usize::from(hl.rsum_bytes)..]);
     out.extend_from_slice(&strong[..usize::from(hl.checksum_bytes)]);
@@ -157,6 +163,7 @@ impl ControlFile {
     /// Parse a whole control file.
     pub fn parse(data: &[u8]) -> Result<ControlFile> {
         let (header, table) = Self::parse_header(data)?;
+        let algorithm = header.strong_hash;
         let hl = header.hash_lengths;
         let n = header.num_blocks();
         let rec = hl.record_len() as u64;
@@ -189,6 +196,7 @@ impl ControlFile {
                 weak,
                 strong,
                 strong_len: cb,
+                algorithm,
             },
         })
     }
@@ -203,6 +211,7 @@ impl ControlFile {
         let mut urls = Vec::new();
         let mut sha1 = None;
         let mut sha256 = None;
+        let mut strong_hash = None;
         let mut pos = 0usize;
         let mut lineno = 0usize;
         loop {
@@ -305,14 +314,20 @@ impl ControlFile {
                 "Hash-Lengths" => {
                     let nums: Vec<Option<u32>> =
                         value.split(',').map(|x| x.trim().parse().ok()).collect();
+                    // The checksum length is checked against the algorithm after the header.
                     let hl = match nums[..] {
-                        [Some(s), Some(r), Some(c)] => HashLengths::new(s, r, c),
+                        [Some(s), Some(r), Some(c)] if c <= 32 => {
+                            HashLengths::new(s, r, c.min(16)).map(|mut h| {
+                                h.checksum_bytes = c as u8;
+                                h
+                            })
+                        }
                         _ => None,
                     }
                     .ok_or_else(|| {
                         bad(
                             lineno,
-                            format!("nonsensical Hash-Lengths {value:?} (want seq 1-2, rsum 1-4, checksum 3-16)"),
+                            format!("nonsensical Hash-Lengths {value:?} (want seq 1-2, rsum 1-4, checksum 3-16, or up to 32 for longer hashes)"),
                         )
                     })?;
                     once(&mut hash_lengths, hl, lineno, key)?;
@@ -324,11 +339,25 @@ impl ControlFile {
                     }
                     once(&mut sha1, value.to_ascii_lowercase(), lineno, key)?;
                 }
-                "SHA-256" => {
-                    if !is_hex(value, 64) {
-                        return Err(bad(lineno, "SHA-256 must be 64 hex digits"));
+                "File-Hash" => match value.split_once(':') {
+                    Some(("SHA-256", h)) if is_hex(h, 64) => {
+                        once(&mut sha256, h.to_ascii_lowercase(), lineno, "SHA-256 File-Hash")?
                     }
-                    once(&mut sha256, value.to_ascii_lowercase(), lineno, key)?;
+                    Some(("SHA-1", h)) if is_hex(h, 40) => {
+                        once(&mut sha1, h.to_ascii_lowercase(), lineno, "SHA-1")?
+                    }
+                    _ => {
+                        return Err(bad(
+                            lineno,
+                            format!("File-Hash {value:?} is not SHA-256:<64 hex digits> or SHA-1:<40 hex digits>"),
+                        ))
+                    }
+                },
+                "Strong-Hash-Algorithm" => {
+                    let a = StrongHash::from_name(value).ok_or_else(|| {
+                        bad(lineno, format!("unsupported Strong-Hash-Algorithm {value:?} (MD4, MD5 and SHA-224 are)"))
+                    })?;
+                    once(&mut strong_hash, a, lineno, key)?;
                 }
                 "Z-URL" | "Z-Map2" | "Z-Filename" | "Recompress" => {
                     return Err(bad(
@@ -342,16 +371,32 @@ impl ControlFile {
         }
         let blocksize = blocksize.ok_or_else(|| Error::Control("no Blocksize header".into()))?;
         let length = length.ok_or_else(|| Error::Control("no Length header".into()))?;
+        let strong_hash = strong_hash.unwrap_or_default();
+        let hash_lengths = match hash_lengths {
+            Some(hl) if usize::from(hl.checksum_bytes) > strong_hash.len() => {
+                return Err(Error::Control(format!(
+                    "Hash-Lengths {hl} asks for more than the {} bytes of a {} checksum",
+                    strong_hash.len(),
+                    strong_hash.name()
+                )))
+            }
+            Some(hl) => hl,
+            None => HashLengths {
+                checksum_bytes: strong_hash.len() as u8,
+                ..HashLengths::DEFAULT
+            },
+        };
         Ok((
             Header {
                 filename,
                 mtime,
                 blocksize,
                 length,
-                hash_lengths: hash_lengths.unwrap_or(HashLengths::DEFAULT),
+                hash_lengths,
                 urls,
                 sha1,
                 sha256,
+                strong_hash,
             },
             &data[pos..],
         ))
@@ -479,6 +524,7 @@ mod tests {
             urls: vec!["v1".into()],
             sha1: Some("86f7e437faa5a7fce15d1ddcb9eaeaea377667b8".into()),
             sha256: None,
+            strong_hash: StrongHash::Md4,
         };
         let mut out = Vec::new();
         h.write(&mut out).unwrap();

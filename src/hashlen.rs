@@ -9,7 +9,8 @@ pub struct HashLengths {
     pub seq_matches: u8,
     /// Bytes of the rolling checksum stored per block (1 to 4).
     pub rsum_bytes: u8,
-    /// Bytes of the strong (MD4) checksum stored per block (3 to 16).
+    /// Bytes of the strong checksum stored per block (3 to 16 for MD4; up to the digest
+    /// length for the longer hashes of zsync 0.8 files).
     pub checksum_bytes: u8,
 }
 

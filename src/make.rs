@@ -6,6 +6,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use sha1::{Digest, Sha1};
+use sha2::Sha256;
 
 use crate::control::{write_record, Header, MAX_BLOCKSIZE};
 use crate::hashlen::HashLengths;
@@ -26,6 +27,9 @@ pub struct MakeOptions {
     pub urls: Vec<String>,
     /// Worker threads for block checksums (0 = all cores).
     pub threads: usize,
+    /// Also write the SHA-256 of the file (`File-Hash: SHA-256:…`, with `Safe: File-Hash`
+    /// so zsync 0.6 clients still accept the file).
+    pub sha256: bool,
 }
 
 /// The block size zsyncmake picks for a file of (about) `size` bytes.
@@ -124,14 +128,22 @@ pub fn make(input: &mut dyn Read, size_hint: u64, opts: &MakeOptions) -> Result<
     let chunk = bs.max((4 << 20) / bs * bs);
     let mut sums: Vec<(Rsum, [u8; 16])> = Vec::new();
     let mut length: u64 = 0;
-    let sha1 = std::thread::scope(|s| -> Result<String> {
+    let want_sha256 = opts.sha256;
+    let (sha1, sha256) = std::thread::scope(|s| -> Result<(String, Option<String>)> {
         let (tx, rx) = mpsc::sync_channel::<Arc<Vec<u8>>>(2);
         let hasher = s.spawn(move || {
             let mut h = Sha1::new();
+            let mut h256 = want_sha256.then(Sha256::new);
             for buf in rx {
                 h.update(&buf[..]);
+                if let Some(h2) = &mut h256 {
+                    h2.update(&buf[..]);
+                }
             }
-            strong::hex(&h.finalize())
+            (
+                strong::hex(&h.finalize()),
+                h256.map(|h2| strong::hex(&h2.finalize())),
+            )
         });
         let mut result = Ok(());
         loop {
@@ -192,7 +204,8 @@ pub fn make(input: &mut dyn Read, size_hint: u64, opts: &MakeOptions) -> Result<
         hash_lengths: HashLengths::for_file(length, bs as u32),
         urls: opts.urls.clone(),
         sha1: Some(sha1),
-        sha256: None,
+        sha256,
+        strong_hash: strong::StrongHash::Md4,
     };
     Ok(Made { header, sums })
 }
@@ -228,6 +241,7 @@ mod tests {
                 mtime: Some(1704164645),
                 urls: vec![name.into()],
                 threads: 2,
+                sha256: false,
             };
             let made = make(&mut &data[..], data.len() as u64, &opts).unwrap();
             assert_eq!(

@@ -321,8 +321,8 @@ impl<'c> Matcher<'c> {
     fn check_cands(&mut self, win: &[u8], x: u64, cands: &[u32]) -> usize {
         self.next_match = None;
         let mut total = 0;
-        let mut md0: Option<[u8; 16]> = None;
-        let mut md1: Option<[u8; 16]> = None;
+        let mut md0: Option<[u8; 32]> = None;
+        let mut md1: Option<[u8; 32]> = None;
         let bs = self.bs;
         let cb = self.blocks.strong_len;
         for &i in cands {
@@ -332,7 +332,7 @@ impl<'c> Matcher<'c> {
             }
             let m0 = match md0 {
                 Some(m) => m,
-                None => *md0.insert(self.md4_at(win, x)),
+                None => *md0.insert(self.digest_at(win, x)),
             };
             if m0[..cb] != *self.blocks.strong(i) {
                 continue;
@@ -340,13 +340,13 @@ impl<'c> Matcher<'c> {
             let k = if self.seq == 2 {
                 let m1 = match md1 {
                     Some(m) => m,
-                    None => *md1.insert(self.md4_at(&win[bs..], x + bs as u64)),
+                    None => *md1.insert(self.digest_at(&win[bs..], x + bs as u64)),
                 };
                 // The partner may be the phantom block N, whose strong sum is all zeros.
                 let want: &[u8] = if i + 1 < self.n {
                     self.blocks.strong(i + 1)
                 } else {
-                    &[0u8; 16][..cb]
+                    &[0u8; 32][..cb]
                 };
                 if m1[..cb] != *want {
                     continue;
@@ -364,6 +364,19 @@ impl<'c> Matcher<'c> {
     /// MD4 of the window at seed offset `x` (`win` starts there). Inside a run of matches the
     /// next windows are probably needed too, so eight consecutive windows are hashed at once
     /// with the multi-buffer MD4 and cached.
+    fn digest_at(&mut self, win: &[u8], x: u64) -> [u8; 32] {
+        if self.blocks.algorithm != crate::strong::StrongHash::Md4 {
+            // zsync 0.8 files may use another algorithm (no multi-buffer path for those).
+            return self
+                .blocks
+                .algorithm
+                .digest_padded(&win[..self.bs], self.bs);
+        }
+        let mut out = [0u8; 32];
+        out[..16].copy_from_slice(&self.md4_at(win, x));
+        out
+    }
+
     fn md4_at(&mut self, win: &[u8], x: u64) -> [u8; 16] {
         let bs = self.bs as u64;
         if x >= self.md4_cache_at && (x - self.md4_cache_at) % bs == 0 {
@@ -408,7 +421,7 @@ impl<'c> Matcher<'c> {
             return 0;
         }
         let cb = self.blocks.strong_len;
-        if self.md4_at(win, x)[..cb] != *self.blocks.strong(i) {
+        if self.digest_at(win, x)[..cb] != *self.blocks.strong(i) {
             return 0;
         }
         let nk = self.cached_nk;

@@ -2,6 +2,73 @@
 
 use md4::{Digest, Md4};
 
+/// The strong checksum algorithm of the block table (`Strong-Hash-Algorithm`, zsync 0.8;
+/// files without that header use MD4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum StrongHash {
+    /// MD4 (every zsync 0.6 file).
+    #[default]
+    Md4,
+    /// MD5.
+    Md5,
+    /// SHA-224.
+    Sha224,
+}
+
+impl StrongHash {
+    /// The algorithm named in a control file (`MD4`, `MD5`, `SHA-224`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "MD4" => Some(StrongHash::Md4),
+            "MD5" => Some(StrongHash::Md5),
+            "SHA-224" => Some(StrongHash::Sha224),
+            _ => None,
+        }
+    }
+
+    /// Its name in a control file.
+    pub fn name(self) -> &'static str {
+        match self {
+            StrongHash::Md4 => "MD4",
+            StrongHash::Md5 => "MD5",
+            StrongHash::Sha224 => "SHA-224",
+        }
+    }
+
+    /// Digest length in bytes.
+    pub fn len(self) -> usize {
+        match self {
+            StrongHash::Md4 | StrongHash::Md5 => 16,
+            StrongHash::Sha224 => 28,
+        }
+    }
+
+    /// The digest of `data` followed by zeros up to `blocksize` bytes, in the first
+    /// [`StrongHash::len`] bytes of the result.
+    pub fn digest_padded(self, data: &[u8], blocksize: usize) -> [u8; 32] {
+        fn run<D: Digest>(data: &[u8], blocksize: usize) -> [u8; 32] {
+            let mut h = D::new();
+            h.update(data);
+            let zeros = [0u8; 4096];
+            let mut left = blocksize.saturating_sub(data.len());
+            while left > 0 {
+                let n = left.min(zeros.len());
+                h.update(&zeros[..n]);
+                left -= n;
+            }
+            let d = h.finalize();
+            let mut out = [0u8; 32];
+            out[..d.len()].copy_from_slice(&d);
+            out
+        }
+        match self {
+            StrongHash::Md4 => run::<Md4>(data, blocksize),
+            StrongHash::Md5 => run::<md5::Md5>(data, blocksize),
+            StrongHash::Sha224 => run::<sha2::Sha224>(data, blocksize),
+        }
+    }
+}
+
 /// MD4 of one block.
 #[inline]
 pub fn md4(data: &[u8]) -> [u8; 16] {

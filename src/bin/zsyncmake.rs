@@ -37,6 +37,10 @@ struct Args {
     /// Print what was made to stderr.
     #[arg(short = 'v', action = ArgAction::Count)]
     verbose: u8,
+    /// Also write the SHA-256 of the file (File-Hash header, zsync 0.8 style) for a stronger
+    /// check by clients that know it; zsync 0.6 clients still accept the file.
+    #[arg(long = "sha256")]
+    sha256: bool,
     /// Threads for block checksums [default: all cores]. The output does not depend on it.
     #[arg(short = 'j', long = "threads", value_name = "N", default_value_t = 0)]
     threads: usize,
@@ -124,6 +128,7 @@ fn run(args: Args) -> Result<(), Error> {
                 mtime,
                 urls,
                 threads: args.threads,
+                sha256: args.sha256,
             };
             let made = make(&mut f, meta.len(), &opts).map_err(|e| match e {
                 Error::Stream(e) => Error::io(p, e),
@@ -141,6 +146,7 @@ fn run(args: Args) -> Result<(), Error> {
                 mtime: None,
                 urls,
                 threads: args.threads,
+                sha256: args.sha256,
             };
             let made = make(&mut std::io::stdin().lock(), size, &opts).map_err(|e| match e {
                 Error::Stream(e) => Error::io("standard input", e),
