@@ -373,16 +373,16 @@ impl ControlFile {
         let length = length.ok_or_else(|| Error::Control("no Length header".into()))?;
         let strong_hash = strong_hash.unwrap_or_default();
         let hash_lengths = match hash_lengths {
-            Some(hl) if usize::from(hl.checksum_bytes) > strong_hash.len() => {
+            Some(hl) if usize::from(hl.checksum_bytes) > strong_hash.digest_len() => {
                 return Err(Error::Control(format!(
                     "Hash-Lengths {hl} asks for more than the {} bytes of a {} checksum",
-                    strong_hash.len(),
+                    strong_hash.digest_len(),
                     strong_hash.name()
                 )))
             }
             Some(hl) => hl,
             None => HashLengths {
-                checksum_bytes: strong_hash.len() as u8,
+                checksum_bytes: strong_hash.digest_len() as u8,
                 ..HashLengths::DEFAULT
             },
         };

@@ -36,7 +36,7 @@ impl StrongHash {
     }
 
     /// Digest length in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             StrongHash::Md4 | StrongHash::Md5 => 16,
             StrongHash::Sha224 => 28,
