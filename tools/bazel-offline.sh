@@ -30,6 +30,7 @@
 #
 # Needs: root, amd64, unshare/chroot, the host's rustup toolchain, ~3 GB disk.
 # Exit status: non-zero as soon as anything fails (the failing log's tail is printed).
+# shellcheck disable=SC2016 # single-quoted sh -c scripts and dpkg formats are meant literally
 set -euo pipefail
 
 # ----------------------------------------------------------------------------- settings
@@ -132,7 +133,7 @@ pinned_installed() { # true if every pinned package is installed at its pinned v
 # Part 2 (runs INSIDE the chroot, offline): the Bazel commands.
 # =============================================================================
 bazel_steps() {
-  local t0 failed=0 out ws=$WS
+  local ws=$WS out bin zs seed len sha
   echo "network interfaces visible to Bazel: $(awk 'NR > 2 { printf "%s ", $1 }' /proc/net/dev)"
   echo "$(bazel --version), rules_rust $(dpkg-query -W -f='${Version}' bazel-rules-rust), $("$OFF/rust/bin/rustc" -V)"
   bz() { # bz ARGS...: one timed Bazel command, echoed
@@ -154,7 +155,6 @@ bazel_steps() {
   bz build --config=offline //...
   bz test --config=offline //...
   # What a user types; absolute paths because `bazel run` runs in the runfiles tree.
-  local bin zs seed len sha
   bin=$(bazel info --config=offline bazel-bin 2>/dev/null)
   zs="$bin/app.tar.zsync" seed="$bin/app-1.0.tar"
   bz run --config=offline @zsync3//:zsyncranges -- "$zs" "$seed" >/tmp/zsyncranges.json
@@ -209,7 +209,7 @@ RUSTC_VERSION="$("$RUST_SYSROOT/bin/rustc" -V)"
 # shipped inside some crates (byteyarn 0.2.3 pins 1.66.0) while building cargo-bazel.
 export PATH="$RUST_SYSROOT/bin:$PATH" RUSTC="$RUST_SYSROOT/bin/rustc" RUSTDOC="$RUST_SYSROOT/bin/rustdoc"
 echo "rust: $RUST_SYSROOT ($RUSTC_VERSION)"
-[ ${#need[@]} = 0 ] && done_step ok || done_step "installed ${need[*]}"
+if [ ${#need[@]} = 0 ]; then done_step ok; else done_step "installed ${need[*]}"; fi
 
 # ----------------------------------------------------------------------------- 2. chroot
 begin debootstrap "minimal Debian sid in $CHROOT"
@@ -367,7 +367,7 @@ run_logged cargo-fetch env CARGO_HOME="$CH" cargo fetch --locked --manifest-path
 TJ_BZL="$CHROOT/usr/share/bazel/rules/rust/rust/private/repository_utils.bzl"
 TJ_VER=$(sed -n 's|.*crates/tinyjson/tinyjson-\([0-9.]*\)\.crate.*|\1|p' "$TJ_BZL" | head -1)
 TJ_SHA=$(awk '/TINYJSON_KWARGS/ { f = 1 } f && /sha256/ { gsub(/[",]/, "", $3); print $3; exit }' "$TJ_BZL")
-[ -n "$TJ_VER" ] && [ -n "$TJ_SHA" ] || die "cannot find tinyjson's version/sha256 in $TJ_BZL"
+if [ -z "$TJ_VER" ] || [ -z "$TJ_SHA" ]; then die "cannot find tinyjson's version/sha256 in $TJ_BZL"; fi
 mkdir -p "$HOST_OFF/fetch-tinyjson/src"
 : >"$HOST_OFF/fetch-tinyjson/src/lib.rs"
 printf '[package]\nname = "fetch-tinyjson"\nversion = "0.0.0"\nedition = "2021"\npublish = false\n\n[dependencies]\ntinyjson = "=%s"\n' \
@@ -376,7 +376,7 @@ run_logged cargo-fetch-tinyjson env CARGO_HOME="$CH" cargo fetch --manifest-path
 # cargo >= 1.85 names the registry index cache dir with a new hash; cargo-bazel 0.15.0
 # (crates-index 2.2) looks for the old name: link it.
 for idx in "$CH"/registry/index/*-*; do
-  [ -d "$idx" ] && [ ! -L "$idx" ] || continue
+  if [ ! -d "$idx" ] || [ -L "$idx" ]; then continue; fi
   base=$(basename "$idx")
   [ "${base%-*}-6f17d22bba15001f" = "$base" ] || ln -sfn "$base" "$CH/registry/index/${base%-*}-6f17d22bba15001f"
 done

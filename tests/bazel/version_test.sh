@@ -6,4 +6,7 @@ want=$1
 cargo=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$2" | head -1)
 module=$(sed -n 's/^ *version = "\(.*\)",$/\1/p' "$3" | head -1)
 echo "bazel/private/version.bzl: $want, Cargo.toml: $cargo, MODULE.bazel: $module"
-[ "$cargo" = "$want" ] && [ "$module" = "$want" ] || { echo "FAIL: versions differ"; exit 1; }
+if [ "$cargo" != "$want" ] || [ "$module" != "$want" ]; then
+  echo "FAIL: versions differ"
+  exit 1
+fi
