@@ -44,7 +44,7 @@ impl StrongHash {
     }
 
     /// The digest of `data` followed by zeros up to `blocksize` bytes, in the first
-    /// [`StrongHash::len`] bytes of the result.
+    /// [`StrongHash::digest_len`] bytes of the result.
     pub fn digest_padded(self, data: &[u8], blocksize: usize) -> [u8; 32] {
         fn run<D: Digest>(data: &[u8], blocksize: usize) -> [u8; 32] {
             let mut h = D::new();

@@ -55,6 +55,7 @@ fn zsyncmake_matches_oracle_over_lengths_and_blocksizes() {
             mtime: None,
             urls: vec![format!("http://h/{n}")],
             threads,
+            sha256: false,
         };
         let got = make(&mut &data[..], 0, &opts).unwrap().to_bytes();
         let want = fs::read(d.join("expected.zsync")).unwrap();

@@ -10,9 +10,9 @@ use zsync3::Error;
 /// Print, as one JSON line, which byte ranges of the file described by a .zsync can be
 /// copied from a local seed file and which must be downloaded. Downloads nothing.
 ///
-/// Output: {"length":N,"checksum":{"SHA-1":"…"},"reuse":[[target_offset,seed_offset,length],…],
-/// "download":[[start,end],…]} — download ends are inclusive; seed bytes past the seed's end
-/// count as zeros.
+/// Output: `{"length":N,"checksum":{"SHA-1":"…"},"reuse":[[target_offset,seed_offset,length],…],
+/// "download":[[start,end],…]}` — download ends are inclusive; seed bytes past the seed's
+/// end count as zeros.
 #[derive(Parser)]
 #[command(name = "zsyncranges")]
 struct Args {
