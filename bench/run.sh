@@ -12,8 +12,11 @@
 #   BENCH_PORT    loopback port for the nginx the script starts   [18417]
 #   STEP_TIMEOUT  seconds before one command is killed            [1800]
 #   MAKE_J1       1: also time our zsyncmake with -j 1 (Debian's is single-threaded)  [1]
-#   ZSYNC3_BIN    directory with our zsyncmake, zsyncranges, zsync; if unset they are built
-#                 with `cargo build --release` (honours CARGO_TARGET_DIR)
+#   ZSYNC3_REV    build our tools from this git revision (exported with git archive to
+#                 BENCH_DATA/src-REV, built in BENCH_DATA/target), e.g. HEAD: uncommitted
+#                 changes in the work tree then do not count
+#   ZSYNC3_BIN    directory with our zsyncmake, zsyncranges, zsync, used as they are
+#   (neither)     build the work tree with `cargo build --release` (honours CARGO_TARGET_DIR)
 #   BENCH_OUT     where results.md and raw.tsv go                 [bench/out]
 #
 # What it does, per pair (old = the seed, new = the target):
@@ -37,14 +40,17 @@
 #               Each client uses its own zsyncmake's .zsync. The output's SHA-1 is checked
 #               against new; bytes and requests come from nginx's access log (body bytes
 #               of the data file, multipart boundaries included; number of requests and of
-#               TCP connections). "client scan phase" = start until the client's first
-#               download message (ours "downloading from", Debian "Read <seed>. ...").
+#               TCP connections). "client scan phase" = from the start until the client
+#               reports the end of its seed scan (ours: its first "downloading from" line;
+#               Debian: "Read <seed>. Target N% complete."), .zsync fetch included.
 #
 # Timing: wall clock ($EPOCHREALTIME around the command); peak RSS = /usr/bin/time's "maximum
 # resident set size" (%M; for our client that is the max over zsync and its curl children).
 # Ours and Debian alternate within each repetition. The page cache is warm (files are read
 # once before each pair); nothing drops caches. MB = 10^6 bytes, MiB = 2^20 bytes.
 # The machine may be shared: the load average at start is recorded with the results.
+# (No hyperfine: one /usr/bin/time run gives both the time and the peak RSS, and the
+# stderr timestamps, so every command runs RUNS times and no more.)
 #
 # Data (never committed) is built by bench/make-data.sh when missing. Installs, when missing:
 # zsync (Debian 0.6.2: /usr/bin/zsync, /usr/bin/zsyncmake — the same names as ours, so every
@@ -93,10 +99,28 @@ install_missing() {
 }
 
 build_ours() {
-  if [ -z "${ZSYNC3_BIN:-}" ]; then
+  local rev src
+  if [ -n "${ZSYNC3_BIN:-}" ]; then
+    BUILT_FROM="binaries in $ZSYNC3_BIN"
+  elif [ -n "${ZSYNC3_REV:-}" ]; then
+    rev=$(git -C "$REPO" rev-parse --short "$ZSYNC3_REV^{commit}")
+    src=$BENCH_DATA/src-$rev
+    if [ ! -e "$src/.exported" ]; then
+      rm -rf "$src"; mkdir -p "$src"
+      git -C "$REPO" archive "$rev" | tar -x -C "$src"
+      touch "$src/.exported"
+    fi
+    log "building zsync3 $rev (cargo build --release in $src)"
+    (cd "$src" && CARGO_TARGET_DIR=$BENCH_DATA/target cargo build --release --quiet)
+    ZSYNC3_BIN=$BENCH_DATA/target/release
+    BUILT_FROM="commit $rev ($(git -C "$REPO" log -1 --format=%cs "$rev"))"
+  else
     log "building zsync3 (cargo build --release)"
     (cd "$REPO" && cargo build --release --quiet)
     ZSYNC3_BIN=${CARGO_TARGET_DIR:-$REPO/target}/release
+    BUILT_FROM="work tree at $(git -C "$REPO" rev-parse --short HEAD)"
+    git -C "$REPO" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null ||
+      BUILT_FROM+=" with uncommitted changes in src/ or Cargo.*"
   fi
   OUR_MAKE=$ZSYNC3_BIN/zsyncmake
   OUR_RANGES=$ZSYNC3_BIN/zsyncranges
@@ -352,14 +376,15 @@ report() {
   local pair tool key st b n c all ca ps
   echo "# zsync3 vs Debian zsync 0.6.2 — benchmark results"
   echo
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); zsync3 commit $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo ' (src modified)')"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); zsync3: $BUILT_FROM"
   echo "- machine: $(nproc) CPUs, $(grep -m 1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r)"
   echo "- load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- peers: $("$DEB_ZSYNC" -V 2>&1 | head -n 1); $(/usr/sbin/nginx -v 2>&1 | sed 's/.*: //') on 127.0.0.1"
   echo "- block size $BLOCKSIZE; $RUNS run(s) per measurement, median time, max peak RSS; warm page cache"
   echo
   echo "Time ratio and RSS ratio are ours/Debian: below 1 means ours is faster or smaller."
-  echo "MB/s is of the new file for make and update, of the seed (old file) for scan."
+  echo "MB/s is of the new file for make and update, of the seed (old file) for scan and the client's"
+  echo "scan phase. The Debian columns of \"make (ours -j 1)\" repeat Debian's make (it has one thread)."
   echo
   echo "| pair | step | ours s | Debian s | ours MB/s | Debian MB/s | time ours/Deb | ours RSS MiB | Debian RSS MiB | RSS ours/Deb |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
