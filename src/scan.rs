@@ -43,6 +43,74 @@ fn hash(k1: u32, k2: u32, bits: u32) -> usize {
         as usize
 }
 
+/// What the hot loop needs to reject a window: the bucket-occupancy bits and the hash.
+struct Filter<'a> {
+    bits: &'a [u64],
+    hash_bits: u32,
+    mask: u32,
+    bs: usize,
+    shift: u32,
+}
+
+impl Filter<'_> {
+    /// Roll the window from `off` until the filter admits it (returns that offset, with
+    /// `r0`/`r1` the sums of the windows there) or `end` is reached (returns `end`). Needs
+    /// `buf[..end + seq·B]`.
+    #[inline(never)]
+    fn skip<const SEQ2: bool>(
+        &self,
+        buf: &[u8],
+        off: usize,
+        end: usize,
+        r0: &mut Rsum,
+        r1: &mut Rsum,
+    ) -> usize {
+        let bs = self.bs;
+        let n = end - off;
+        let out0 = &buf[off..end];
+        let in0 = &buf[off + bs..off + bs + n];
+        let in1 = if SEQ2 {
+            &buf[off + 2 * bs..off + 2 * bs + n]
+        } else {
+            in0
+        };
+        let (mut a0, mut b0) = (r0.a, r0.b);
+        let (mut a1, mut b1) = (r1.a, r1.b);
+        let mut i = 0;
+        while i < n {
+            let k1 = ((u32::from(a0) << 16) | u32::from(b0)) & self.mask;
+            let k2 = if SEQ2 {
+                ((u32::from(a1) << 16) | u32::from(b1)) & self.mask
+            } else {
+                0
+            };
+            let h = hash(k1, k2, self.hash_bits);
+            if self.bits[h / 64] >> (h % 64) & 1 == 1 {
+                break;
+            }
+            let old = out0[i];
+            let mid = in0[i];
+            a0 = a0.wrapping_add(u16::from(mid)).wrapping_sub(u16::from(old));
+            b0 = b0.wrapping_add(a0).wrapping_sub(shl16(old, self.shift));
+            if SEQ2 {
+                let new = in1[i];
+                a1 = a1.wrapping_add(u16::from(new)).wrapping_sub(u16::from(mid));
+                b1 = b1.wrapping_add(a1).wrapping_sub(shl16(mid, self.shift));
+            }
+            i += 1;
+        }
+        *r0 = Rsum { a: a0, b: b0 };
+        *r1 = Rsum { a: a1, b: b1 };
+        off + i
+    }
+}
+
+/// `byte << shift` mod 2^16 (0 from a shift of 16 up).
+#[inline(always)]
+fn shl16(byte: u8, shift: u32) -> u16 {
+    (u32::from(byte) << shift.min(16)) as u16
+}
+
 /// The matcher for one target; it keeps the set of known blocks across several seeds.
 pub struct Matcher<'c> {
     blocks: &'c BlockSums,
@@ -248,7 +316,6 @@ impl<'c> Matcher<'c> {
 
     /// The hot loop: advance x one byte at a time until a candidate matches (returns seq)
     /// or x reaches `limit` (returns 0).
-    #[inline(never)]
     fn roll_until_match(
         &mut self,
         buf: &[u8],
@@ -258,31 +325,43 @@ impl<'c> Matcher<'c> {
         r0: &mut Rsum,
         r1: &mut Rsum,
     ) -> usize {
-        let bs = self.bs;
-        let shift = self.shift;
-        let mask = self.mask;
-        let bits = self.index.bits;
-        let seq2 = self.seq == 2;
         let mut off = (*x - base) as usize;
         let end = (limit - base) as usize;
         while off < end {
-            let k1 = r0.packed() & mask;
-            let k2 = if seq2 { r1.packed() & mask } else { 0 };
-            let h = hash(k1, k2, bits);
-            if self.index.filter[h / 64] >> (h % 64) & 1 == 1 {
-                let xx = base + off as u64;
-                if self.lookup_and_check(h, k1, k2, &buf[off..], xx) {
-                    *x = xx;
-                    return self.seq;
-                }
+            let f = Filter {
+                bits: &self.index.filter,
+                hash_bits: self.index.bits,
+                mask: self.mask,
+                bs: self.bs,
+                shift: self.shift,
+            };
+            off = if self.seq == 2 {
+                f.skip::<true>(buf, off, end, r0, r1)
+            } else {
+                f.skip::<false>(buf, off, end, r0, r1)
+            };
+            if off >= end {
+                break;
             }
-            r0.roll(buf[off], buf[off + bs], shift);
-            if seq2 {
-                r1.roll(buf[off + bs], buf[off + 2 * bs], shift);
+            let k1 = r0.packed() & self.mask;
+            let k2 = if self.seq == 2 {
+                r1.packed() & self.mask
+            } else {
+                0
+            };
+            let h = hash(k1, k2, self.index.bits);
+            let xx = base + off as u64;
+            if self.lookup_and_check(h, k1, k2, &buf[off..], xx) {
+                *x = xx;
+                return self.seq;
+            }
+            r0.roll(buf[off], buf[off + self.bs], self.shift);
+            if self.seq == 2 {
+                r1.roll(buf[off + self.bs], buf[off + 2 * self.bs], self.shift);
             }
             off += 1;
         }
-        *x = base + off as u64;
+        *x = base + end as u64;
         0
     }
 
