@@ -268,6 +268,13 @@ pub fn update(
         opts.progress.update(known, 0, h.length);
     }
     let reused = known_bytes(&work.matcher, control);
+    if opts.urls.is_empty() && !work.matcher.known().is_full() {
+        // No run can ever get the rest: leave no working file (the guard removes it).
+        return Err(Error::Incomplete(format!(
+            "the .zsync names no URL to download from, and the local files have only {reused} of its {} bytes",
+            h.length
+        )));
+    }
     work.file
         .set_len(h.length)
         .map_err(|e| Error::io(&tmp, e))?;
