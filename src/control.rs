@@ -7,6 +7,7 @@
 
 use std::io::Write;
 
+use crate::error::quoted;
 use crate::hashlen::HashLengths;
 use crate::httpdate;
 use crate::rsum::Rsum;
@@ -139,14 +140,14 @@ fn bad(line: usize, msg: impl std::fmt::Display) -> Error {
 }
 
 fn parse_u64(line: usize, key: &str, v: &str) -> Result<u64> {
-    if v.is_empty() || v.len() > 20 || !v.bytes().all(|c| c.is_ascii_digit()) {
+    if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
         return Err(bad(
             line,
-            format!("{key} must be a decimal number, not {v:?}"),
+            format!("{key} must be a decimal number, not {}", quoted(v)),
         ));
     }
     v.parse()
-        .map_err(|_| bad(line, format!("{key} is too large: {v}")))
+        .map_err(|_| bad(line, format!("{key} is too large: {}", quoted(v))))
 }
 
 fn is_hex(v: &str, n: usize) -> bool {
@@ -257,15 +258,21 @@ impl ControlFile {
             }
             let Some((key, value)) = line.split_once(": ") else {
                 return Err(if lineno == 1 {
-                    Error::Control(format!("not a zsync control file (first line {line:?})"))
+                    Error::Control(format!(
+                        "not a zsync control file (first line {})",
+                        quoted(line)
+                    ))
                 } else {
-                    bad(lineno, format!("expected \"Key: value\", got {line:?}"))
+                    bad(
+                        lineno,
+                        format!("expected \"Key: value\", got {}", quoted(line)),
+                    )
                 });
             };
             if key.is_empty() || key.contains(':') {
                 return Err(bad(
                     lineno,
-                    format!("expected \"Key: value\", got {line:?}"),
+                    format!("expected \"Key: value\", got {}", quoted(line)),
                 ));
             }
             fn once<T>(slot: &mut Option<T>, v: T, line: usize, key: &str) -> Result<()> {
@@ -282,7 +289,7 @@ impl ControlFile {
                 "Min-Version" if version_gt(value, "0.8.0").unwrap_or(true) => {
                     return Err(bad(
                         lineno,
-                        format!("this file requires zsync {value} or newer"),
+                        format!("this file requires zsync {} or newer", quoted(value)),
                     ));
                 }
                 "Filename" => once(&mut filename, value.to_string(), lineno, key)?,
@@ -327,7 +334,7 @@ impl ControlFile {
                     .ok_or_else(|| {
                         bad(
                             lineno,
-                            format!("nonsensical Hash-Lengths {value:?} (want seq 1-2, rsum 1-4, checksum 3-16, or up to 32 for longer hashes)"),
+                            format!("nonsensical Hash-Lengths {} (want seq 1-2, rsum 1-4, checksum 3-16, or up to 32 for longer hashes)", quoted(value)),
                         )
                     })?;
                     once(&mut hash_lengths, hl, lineno, key)?;
@@ -340,22 +347,34 @@ impl ControlFile {
                     once(&mut sha1, value.to_ascii_lowercase(), lineno, key)?;
                 }
                 "File-Hash" => match value.split_once(':') {
-                    Some(("SHA-256", h)) if is_hex(h, 64) => {
-                        once(&mut sha256, h.to_ascii_lowercase(), lineno, "SHA-256 File-Hash")?
-                    }
+                    Some(("SHA-256", h)) if is_hex(h, 64) => once(
+                        &mut sha256,
+                        h.to_ascii_lowercase(),
+                        lineno,
+                        "SHA-256 File-Hash",
+                    )?,
                     Some(("SHA-1", h)) if is_hex(h, 40) => {
                         once(&mut sha1, h.to_ascii_lowercase(), lineno, "SHA-1")?
                     }
                     _ => {
                         return Err(bad(
                             lineno,
-                            format!("File-Hash {value:?} is not SHA-256:<64 hex digits> or SHA-1:<40 hex digits>"),
+                            format!(
+                            "File-Hash {} is not SHA-256:<64 hex digits> or SHA-1:<40 hex digits>",
+                            quoted(value)
+                        ),
                         ))
                     }
                 },
                 "Strong-Hash-Algorithm" => {
                     let a = StrongHash::from_name(value).ok_or_else(|| {
-                        bad(lineno, format!("unsupported Strong-Hash-Algorithm {value:?} (MD4, MD5 and SHA-224 are)"))
+                        bad(
+                            lineno,
+                            format!(
+                                "unsupported Strong-Hash-Algorithm {} (MD4, MD5 and SHA-224 are)",
+                                quoted(value)
+                            ),
+                        )
                     })?;
                     once(&mut strong_hash, a, lineno, key)?;
                 }

@@ -59,3 +59,12 @@ pub fn io_message(e: &io::Error) -> String {
         _ => s,
     }
 }
+
+/// `s` quoted for a one-line message, cut after 60 characters: hostile input (a header
+/// line of a `.zsync` may be a megabyte long) must not flood the terminal.
+pub fn quoted(s: &str) -> String {
+    match s.char_indices().nth(60) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &s[..cut], s.len()),
+    }
+}

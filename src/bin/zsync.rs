@@ -73,7 +73,8 @@ fn output_from_filename(name: &str) -> Result<PathBuf, Error> {
         || name.starts_with('-')
     {
         return Err(Error::Control(format!(
-            "the Filename {name:?} is not a plain file name; give the output name with -o"
+            "the Filename {} is not a plain file name; give the output name with -o",
+            zsync3::error::quoted(name)
         )));
     }
     Ok(PathBuf::from(name))
