@@ -1,5 +1,5 @@
 //! zsyncranges: print which parts of a target a local seed file can supply.
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -35,8 +35,11 @@ fn run(args: Args) -> Result<(), Error> {
     let control = ControlFile::parse(&data)?;
     let mut seed = std::fs::File::open(&args.seed).map_err(|e| Error::io(&args.seed, e))?;
     let plan = Plan::compute(&control, &mut seed).map_err(|e| Error::io(&args.seed, e))?;
-    println!("{}", plan.to_json());
-    Ok(())
+    // Not println!, which panics when stdout is closed or full.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", plan.to_json())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("standard output", e))
 }
 
 fn main() -> ExitCode {
