@@ -562,3 +562,21 @@ mod tests {
         assert_eq!(parsed, h);
     }
 }
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+
+    /// Inputs the fuzzer found (fuzz/regressions/control_file): parsing must not panic.
+    #[test]
+    fn parse_never_panics_on_fuzz_findings() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions/control_file");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let data = std::fs::read(e.unwrap().path()).unwrap();
+            let _ = ControlFile::parse(&data);
+            n += 1;
+        }
+        assert!(n > 0);
+    }
+}

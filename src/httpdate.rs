@@ -68,7 +68,7 @@ pub fn parse(s: &str) -> Option<i64> {
     let mi: u32 = num(hms.next()?, 2, 2)?;
     let se: u32 = num(hms.next()?, 2, 2)?;
     let zone = it.next()?;
-    if hms.next().is_some() || it.next().is_some() || zone.len() != 5 {
+    if hms.next().is_some() || it.next().is_some() || zone.len() != 5 || !zone.is_ascii() {
         return None;
     }
     let sign = match zone.as_bytes()[0] {
@@ -126,6 +126,8 @@ mod tests {
             "Tue, 02 Foo 2024 03:04:05 +0000",
             "Tue, 02 Jan 2024 03:04 +0000",
             "Tue, 02 Jan 2024 03:04:05",
+            "Tue, 02 Jan 2024 03:04:05 +\u{e9}00",
+            "Tue, 02 Jan 2024 03:04:05 \u{20ac}00",
             "Xyz, 02 Jan 2024 03:04:05 +0000",
             "Tue, 02 Jan 2024 03:04:05 +00000",
         ] {

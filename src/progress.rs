@@ -44,7 +44,7 @@ impl Default for Bar {
 impl Bar {
     fn clear(&mut self) {
         if self.drawn {
-            eprint!("\r\x1b[K");
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
             self.drawn = false;
         }
     }
@@ -58,7 +58,7 @@ impl Bar {
 impl Progress for Bar {
     fn message(&mut self, msg: &str) {
         self.clear();
-        eprintln!("{msg}");
+        let _ = writeln!(std::io::stderr(), "{msg}");
     }
 
     fn update(&mut self, known: u64, downloaded: u64, total: u64) {
@@ -97,7 +97,7 @@ impl Progress for Bar {
             }
         }
         let _ = self.start;
-        eprint!("{line}\x1b[K");
+        let _ = write!(std::io::stderr(), "{line}\x1b[K");
         let _ = std::io::stderr().flush();
         self.drawn = true;
     }

@@ -1,5 +1,5 @@
 //! zsync: update a local file from a .zsync over HTTP(S), downloading only what changed.
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -188,6 +188,6 @@ fn main() -> ExitCode {
 struct Plain;
 impl Progress for Plain {
     fn message(&mut self, msg: &str) {
-        eprintln!("{msg}");
+        let _ = writeln!(std::io::stderr(), "{msg}");
     }
 }
