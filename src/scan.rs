@@ -63,7 +63,10 @@ const MAX_RECENT_WINDOW: usize = 1 << 16;
 /// block, so a window that matches no block passes the filter with a probability of at
 /// most 1/128 (16 bytes per block; fewer bits measured slower on real pairs).
 const FILTER_EXTRA_BITS: u32 = 6;
-const _: () = assert!(FILTER_EXTRA_BITS <= 6, "a bucket's filter bits must fit one word");
+const _: () = assert!(
+    FILTER_EXTRA_BITS <= 6,
+    "a bucket's filter bits must fit one word"
+);
 
 /// What the hot loop needs to reject a window: the bucket-occupancy bits and the hash.
 struct Filter<'a> {
