@@ -1,6 +1,7 @@
 //! `ControlFile::parse` on arbitrary bytes (a hostile `.zsync`).
 //!
-//! Must never panic. When it accepts the input, the result must be self-consistent
+//! Must never panic, and an error message is one line of at most 300 bytes. When it
+//! accepts the input, the result must be self-consistent
 //! (block table size, checksum widths) and, for MD4 files, writing the header back and
 //! appending the same records must parse to the same control file.
 #![no_main]
@@ -9,9 +10,21 @@ use libfuzzer_sys::fuzz_target;
 use zsync3::control::{ControlFile, MAX_BLOCKSIZE, MAX_LENGTH};
 use zsync3::strong::StrongHash;
 
+/// Errors are shown to the user as one line; tests/hostile.rs allows 300 bytes for it.
+const MAX_MESSAGE: usize = 300;
+
 fuzz_target!(|data: &[u8]| {
-    let Ok(c) = ControlFile::parse(data) else {
-        return;
+    let c = match ControlFile::parse(data) {
+        Ok(c) => c,
+        Err(e) => {
+            let m = e.to_string();
+            assert!(
+                !m.contains(['\n', '\r']) && m.len() <= MAX_MESSAGE,
+                "error message is not one short line ({} bytes): {m:?}",
+                m.len()
+            );
+            return;
+        }
     };
     let h = &c.header;
     let hl = h.hash_lengths;

@@ -3,7 +3,7 @@
 //! Input: `[b0][k][k × u16 chunk sizes][r][boundary (b0 bytes)][body]`.
 //! The body is repeated `r % 16 + 1` times (long bodies from short inputs, for the memory
 //! bound) and fed in chunks cycling through the sizes. Checked:
-//! - no panic;
+//! - no panic; error messages are one line of at most 300 bytes;
 //! - events are well formed (PartStart, Data at contiguous offsets covering the part,
 //!   PartEnd) and `parts()` counts the PartStarts;
 //! - the outcome (events, error message, `is_done`, `finish`) does not depend on how the
@@ -148,7 +148,12 @@ fn run(boundary: &str, body: &[u8], reps: usize, sizes: &[usize]) -> Outcome {
                 Ok::<(), MultipartError>(())
             });
             if let Err(e) = r {
-                feed = Err(e.to_string());
+                let m = e.to_string();
+                assert!(
+                    !m.contains(['\n', '\r']) && m.len() <= 300,
+                    "error message is not one short line: {m:?}"
+                );
+                feed = Err(m);
                 // Sticky: more input fails the same way, with no events.
                 let again = p.feed(b"--x\r\n", |_| -> Result<(), MultipartError> {
                     panic!("event after an error")
