@@ -115,7 +115,7 @@ fn block_sums(data: &[u8], bs: usize, out: &mut Vec<(Rsum, [u8; 16])>) {
 /// Make a control file from `input`. `size_hint` (e.g. the file size from `stat`, 0 for a
 /// pipe) only chooses the default block size. Reading errors are returned as
 /// [`Error::Stream`]; the caller names the file.
-pub fn make(input: &mut dyn Read, size_hint: u64, opts: &MakeOptions) -> Result<Made> {
+pub fn make(input: &mut (dyn Read + Send), size_hint: u64, opts: &MakeOptions) -> Result<Made> {
     let bs = match opts.blocksize {
         Some(b) => check_blocksize(u64::from(b))?,
         None => default_blocksize(size_hint),
@@ -145,17 +145,29 @@ pub fn make(input: &mut dyn Read, size_hint: u64, opts: &MakeOptions) -> Result<
                 h256.map(|h2| strong::hex(&h2.finalize())),
             )
         });
-        let mut result = Ok(());
-        loop {
+        // A reader thread keeps the next chunks coming while this one is summed.
+        let (rtx, rrx) = mpsc::sync_channel::<std::io::Result<Vec<u8>>>(2);
+        s.spawn(move || loop {
             let mut buf = vec![0u8; chunk];
-            let n = match read_full(input, &mut buf) {
-                Ok(n) => n,
+            let r = read_full(input, &mut buf).map(|n| {
+                buf.truncate(n);
+                buf
+            });
+            let last = !matches!(&r, Ok(b) if b.len() == chunk);
+            if rtx.send(r).is_err() || last {
+                break;
+            }
+        });
+        let mut result = Ok(());
+        for r in rrx {
+            let buf = match r {
+                Ok(b) => b,
                 Err(e) => {
                     result = Err(Error::Stream(e));
                     break;
                 }
             };
-            buf.truncate(n);
+            let n = buf.len();
             if n == 0 {
                 break;
             }
@@ -187,9 +199,6 @@ pub fn make(input: &mut dyn Read, size_hint: u64, opts: &MakeOptions) -> Result<
                 }
             } else {
                 block_sums(&buf, bs, &mut sums);
-            }
-            if n < chunk {
-                break;
             }
         }
         drop(tx);

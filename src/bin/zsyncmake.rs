@@ -148,7 +148,7 @@ fn run(args: Args) -> Result<(), Error> {
                 threads: args.threads,
                 sha256: args.sha256,
             };
-            let made = make(&mut std::io::stdin().lock(), size, &opts).map_err(|e| match e {
+            let made = make(&mut std::io::stdin(), size, &opts).map_err(|e| match e {
                 Error::Stream(e) => Error::io("standard input", e),
                 e => e,
             })?;
