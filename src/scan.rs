@@ -118,33 +118,20 @@ impl Filter<'_> {
         } else {
             in0
         };
-        let (mut a0, mut b0) = (r0.a, r0.b);
-        let (mut a1, mut b1) = (r1.a, r1.b);
         let mut i = 0;
         while i < n {
-            let k1 = ((u32::from(a0) << 16) | u32::from(b0)) & self.mask;
-            let k2 = if SEQ2 {
-                ((u32::from(a1) << 16) | u32::from(b1)) & self.mask
-            } else {
-                0
-            };
+            let k1 = r0.packed() & self.mask;
+            let k2 = if SEQ2 { r1.packed() & self.mask } else { 0 };
             let h = (hash(k1, k2) >> (32 - self.hash_bits)) as usize;
             if self.bits[h / 64] >> (h % 64) & 1 == 1 {
                 break;
             }
-            let old = out0[i];
-            let mid = in0[i];
-            a0 = a0.wrapping_add(u16::from(mid)).wrapping_sub(u16::from(old));
-            b0 = b0.wrapping_add(a0).wrapping_sub(shl16(old, self.shift));
+            r0.roll(out0[i], in0[i], self.shift);
             if SEQ2 {
-                let new = in1[i];
-                a1 = a1.wrapping_add(u16::from(new)).wrapping_sub(u16::from(mid));
-                b1 = b1.wrapping_add(a1).wrapping_sub(shl16(mid, self.shift));
+                r1.roll(in0[i], in1[i], self.shift);
             }
             i += 1;
         }
-        *r0 = Rsum { a: a0, b: b0 };
-        *r1 = Rsum { a: a1, b: b1 };
         off + i
     }
 }
@@ -286,12 +273,6 @@ unsafe fn keys(
         _mm256_and_si256(_mm256_unpacklo_epi16(b, a), mask),
         _mm256_and_si256(_mm256_unpackhi_epi16(b, a), mask),
     )
-}
-
-/// `byte << shift` mod 2^16 (0 from a shift of 16 up).
-#[inline(always)]
-fn shl16(byte: u8, shift: u32) -> u16 {
-    (u32::from(byte) << shift.min(16)) as u16
 }
 
 /// The matcher for one target; it keeps the set of known blocks across several seeds.
