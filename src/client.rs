@@ -263,7 +263,7 @@ pub fn update(
             ));
         }
         let reuse = work.matcher.take_reuse();
-        copy_reused(&f, seed, &work.file, &tmp, &reuse, h.length)?;
+        crate::plan::copy_reuse(&reuse, &f, seed, &work.file, &tmp, h.length)?;
         let known = known_bytes(&work.matcher, control);
         opts.progress.update(known, 0, h.length);
     }
@@ -361,39 +361,6 @@ fn known_bytes(m: &Matcher<'_>, control: &ControlFile) -> u64 {
     } else {
         n
     }
-}
-
-/// Copy reused seed ranges into the working file (seed bytes past its end are zeros).
-fn copy_reused(
-    seed: &File,
-    seed_path: &Path,
-    out: &File,
-    out_path: &Path,
-    reuse: &[crate::scan::Reuse],
-    length: u64,
-) -> Result<()> {
-    let mut buf = vec![0u8; 1 << 20];
-    for r in reuse {
-        let mut done = 0;
-        let len = r.len.min(length.saturating_sub(r.dst));
-        while done < len {
-            let want = (len - done).min(buf.len() as u64) as usize;
-            let mut got = 0;
-            while got < want {
-                match seed.read_at(&mut buf[got..want], r.src + done + got as u64) {
-                    Ok(0) => break,
-                    Ok(k) => got += k,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Error::io(seed_path, e)),
-                }
-            }
-            buf[got..want].fill(0);
-            out.write_all_at(&buf[..want], r.dst + done)
-                .map_err(|e| Error::io(out_path, e))?;
-            done += want as u64;
-        }
-    }
-    Ok(())
 }
 
 /// Check the whole file against the control file's SHA-1 (and SHA-256 when present).

@@ -2,7 +2,8 @@
 //! downloaded, as `zsyncranges` prints it, and how to apply it.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::control::ControlFile;
@@ -94,24 +95,81 @@ impl Plan {
 
     /// Copy the reused bytes from `seed` into `out` (seed bytes past its end are zeros).
     /// `out` must already have the target's length; downloaded ranges are left alone.
-    pub fn apply_reuse(&self, seed: &Path, out: &mut File) -> Result<()> {
-        let mut f = File::open(seed).map_err(|e| Error::io(seed, e))?;
-        let mut buf = vec![0u8; 1 << 20];
-        for r in &self.reuse {
-            let mut done = 0u64;
-            f.seek(SeekFrom::Start(r.src))
-                .map_err(|e| Error::io(seed, e))?;
-            while done < r.len {
-                let want = (r.len - done).min(buf.len() as u64) as usize;
-                let got = crate::make::read_full(&mut f, &mut buf[..want])
-                    .map_err(|e| Error::io(seed, e))?;
-                buf[got..want].fill(0);
-                out.seek(SeekFrom::Start(r.dst + done))
-                    .and_then(|_| out.write_all(&buf[..want]))
-                    .map_err(Error::Stream)?;
-                done += want as u64;
+    pub fn apply_reuse(&self, seed: &Path, out: &File, out_path: &Path) -> Result<()> {
+        let f = File::open(seed).map_err(|e| Error::io(seed, e))?;
+        copy_reuse(&self.reuse, &f, seed, out, out_path, self.length)
+    }
+}
+
+/// Copy each reuse range from `seed` to `out` at its target offset, reading seed bytes past
+/// the seed's end as zeros and clipping at the target `length`.
+pub fn copy_reuse(
+    reuse: &[Reuse],
+    seed: &File,
+    seed_path: &Path,
+    out: &File,
+    out_path: &Path,
+    length: u64,
+) -> Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    for r in reuse {
+        let mut done = 0;
+        let len = r.len.min(length.saturating_sub(r.dst));
+        while done < len {
+            let want = (len - done).min(buf.len() as u64) as usize;
+            let mut got = 0;
+            while got < want {
+                match seed.read_at(&mut buf[got..want], r.src + done + got as u64) {
+                    Ok(0) => break,
+                    Ok(k) => got += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::io(seed_path, e)),
+                }
             }
+            buf[got..want].fill(0);
+            out.write_all_at(&buf[..want], r.dst + done)
+                .map_err(|e| Error::io(out_path, e))?;
+            done += want as u64;
         }
-        Ok(())
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::make::{make, MakeOptions};
+
+    /// Applying the plan's reuse list to a zero-filled file gives the target wherever the
+    /// plan reuses, including a last block matched against the seed's end (zero padding).
+    #[test]
+    fn apply_reuse_builds_the_reused_parts() {
+        let target: Vec<u8> = (0..10_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 9) as u8)
+            .collect();
+        let mut seed = b"prefix".to_vec();
+        seed.extend_from_slice(&target);
+        let opts = MakeOptions {
+            blocksize: Some(64),
+            ..Default::default()
+        };
+        let c = ControlFile::parse(&make(&mut &target[..], 0, &opts).unwrap().to_bytes()).unwrap();
+        let plan = Plan::compute(&c, &mut &seed[..]).unwrap();
+        assert!(plan.download.is_empty());
+        let dir = std::env::temp_dir().join(format!("zs3-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("seed"), &seed).unwrap();
+        let out = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.join("out"))
+            .unwrap();
+        out.set_len(plan.length).unwrap();
+        plan.apply_reuse(&dir.join("seed"), &out, &dir.join("out"))
+            .unwrap();
+        assert_eq!(std::fs::read(dir.join("out")).unwrap(), target);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
