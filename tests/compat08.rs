@@ -77,6 +77,15 @@ fn zsyncranges_reads_08_files_like_06_files() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("more than the 16 bytes"));
 }
 
+/// `zsync -q -i old -o new ZSYNC` in `cli`.
+fn update_new(zsync: &Path, cli: &Path) -> std::process::Output {
+    run(
+        "zsync",
+        &["-q", "-i", "old", "-o", "new", zsync.to_str().unwrap()],
+        cli,
+    )
+}
+
 #[test]
 fn client_updates_from_08_files_and_checks_sha256() {
     let d = scratch("compat08-client");
@@ -94,18 +103,7 @@ fn client_updates_from_08_files_and_checks_sha256() {
             zs08(&srv, "app", 2048, alg, "app", "-"),
         )
         .unwrap();
-        let o = run(
-            "zsync",
-            &[
-                "-q",
-                "-i",
-                "old",
-                "-o",
-                "new",
-                srv.join("app.zsync").to_str().unwrap(),
-            ],
-            &cli,
-        );
+        let o = update_new(&srv.join("app.zsync"), &cli);
         assert!(
             o.status.success(),
             "{alg}: {}",
@@ -121,18 +119,7 @@ fn client_updates_from_08_files_and_checks_sha256() {
     let mut bad = good.clone();
     bad[at] = if bad[at] == b'0' { b'1' } else { b'0' };
     fs::write(srv.join("bad.zsync"), &bad).unwrap();
-    let o = run(
-        "zsync",
-        &[
-            "-q",
-            "-i",
-            "old",
-            "-o",
-            "new",
-            srv.join("bad.zsync").to_str().unwrap(),
-        ],
-        &cli,
-    );
+    let o = update_new(&srv.join("bad.zsync"), &cli);
     assert_eq!(
         o.status.code(),
         Some(2),

@@ -17,6 +17,17 @@ fn example() -> PathBuf {
         .join("examples/zsyncdownload")
 }
 
+/// Run the example: `zsyncdownload URL seed OUT` in `dir`.
+fn download(url: &str, dir: &std::path::Path, out: &str) -> std::process::Output {
+    Command::new(example())
+        .args([url, "seed", out])
+        .env("ZSYNCRANGES", bin("zsyncranges"))
+        .env("no_proxy", "*")
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn zsyncdownload_rebuilds_the_target() {
     let d = scratch("example");
@@ -34,24 +45,12 @@ fn zsyncdownload_rebuilds_the_target() {
     .status
     .success());
     let server = TestServer::start(&srv);
-    let o = Command::new(example())
-        .args([&server.url("/app.zsync"), "seed", "out"])
-        .env("ZSYNCRANGES", bin("zsyncranges"))
-        .env("no_proxy", "*")
-        .current_dir(&d)
-        .output()
-        .unwrap();
+    let o = download(&server.url("/app.zsync"), &d, "out");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(fs::read(d.join("out")).unwrap(), target);
     // A server that ignores Range is detected, and nothing is installed.
     server.set_mode(Mode::IgnoreRange);
-    let o = Command::new(example())
-        .args([&server.url("/app.zsync"), "seed", "out2"])
-        .env("ZSYNCRANGES", bin("zsyncranges"))
-        .env("no_proxy", "*")
-        .current_dir(&d)
-        .output()
-        .unwrap();
+    let o = download(&server.url("/app.zsync"), &d, "out2");
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("Range"));
     assert!(!d.join("out2").exists());
