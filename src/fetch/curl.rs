@@ -522,6 +522,8 @@ struct Running {
     child: Child,
     cancel: Arc<AtomicBool>,
     head: HeadParser,
+    /// Held until a complete header block arrives; dropping it starts the body reader.
+    gate: Option<SyncSender<()>>,
     prehead: Vec<Vec<u8>>,
     prehead_len: usize,
     body: Body,
@@ -614,9 +616,17 @@ impl<'a> Session<'a> {
         self.next_id += 1;
         let cancel = Arc::new(AtomicBool::new(false));
         let pipes = (child.stdout.take(), child.stderr.take());
+        // HTTP: curl writes the headers (stderr) before the body (stdout); the body reader
+        // starts once the calling thread has seen a complete header block.
+        let (gate, gate_rx) = if http {
+            let (g, rx) = sync_channel::<()>(1);
+            (Some(g), Some(rx))
+        } else {
+            (None, None)
+        };
         let started = match pipes {
-            (Some(out), Some(err)) => spawn_reader(id, Pipe::Out, out, &self.tx, &cancel)
-                .and_then(|_| spawn_reader(id, Pipe::Err, err, &self.tx, &cancel)),
+            (Some(out), Some(err)) => spawn_reader(id, Pipe::Out, out, &self.tx, &cancel, gate_rx)
+                .and_then(|_| spawn_reader(id, Pipe::Err, err, &self.tx, &cancel, None)),
             _ => Err(io::Error::other("no pipes")),
         };
         if let Err(e) = started {
@@ -653,6 +663,7 @@ impl<'a> Session<'a> {
                 child,
                 cancel,
                 head: HeadParser::default(),
+                gate,
                 prehead: Vec::new(),
                 prehead_len: 0,
                 body,
@@ -721,6 +732,9 @@ impl<'a> Session<'a> {
             Msg::Data(_, Pipe::Out, data) => self.body_data(r, &data, sink)?,
             Msg::Data(_, Pipe::Err, data) => {
                 r.head.feed(&data);
+                if r.head.done || r.head.tentative.is_some() {
+                    r.gate = None; // let the body through
+                }
                 if r.http && matches!(r.body, Body::Pending) && r.head.done {
                     self.head_ready(id, r, sink, notes)?;
                 }
@@ -738,6 +752,7 @@ impl<'a> Session<'a> {
                     Pipe::Out => r.out_eof = true,
                     Pipe::Err => {
                         r.err_eof = true;
+                        r.gate = None;
                         r.head.finish();
                         if r.http && matches!(r.body, Body::Pending) {
                             self.head_ready(id, r, sink, notes)?;
@@ -1230,12 +1245,18 @@ fn spawn_reader<R: Read + Send + 'static>(
     mut pipe: R,
     tx: &SyncSender<Msg>,
     cancel: &Arc<AtomicBool>,
+    gate: Option<Receiver<()>>,
 ) -> io::Result<()> {
     let tx = tx.clone();
     let cancel = Arc::clone(cancel);
     thread::Builder::new()
         .name("zsync3-curl-pipe".into())
         .spawn(move || {
+            // Wait until the response headers (on the other pipe) have been seen, so that
+            // body bytes never overtake them on the way to the calling thread.
+            if let Some(g) = gate {
+                let _ = g.recv();
+            }
             let mut buf = vec![0u8; READ_CHUNK];
             let mut error = None;
             while !cancel.load(Ordering::Relaxed) {
