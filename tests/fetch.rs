@@ -130,14 +130,20 @@ fn fetch(
     (sink, r)
 }
 
+/// Fetch `ranges`, which must succeed and deliver exactly the file's bytes.
+fn fetch_ok(f: &mut CurlFetcher, s: &Setup, ranges: &[ByteRange]) -> MemSink {
+    let (sink, r) = fetch(f, s, ranges);
+    r.unwrap();
+    sink.assert_matches(&s.file, ranges);
+    sink
+}
+
 #[test]
 fn normal_uses_one_multi_range_request() {
     let s = setup(100_000, Mode::Normal);
     let mut f = fetcher();
     let ranges = spread(10, 300, 100_000);
-    let (sink, r) = fetch(&mut f, &s, &ranges);
-    r.unwrap();
-    sink.assert_matches(&s.file, &ranges);
+    fetch_ok(&mut f, &s, &ranges);
     let log = s.server.requests();
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0].range_count(), 10);
@@ -146,9 +152,7 @@ fn normal_uses_one_multi_range_request() {
 
     // Known to work now: the next call is one multi-range request too.
     let ranges2 = spread(5, 1000, 90_000);
-    let (sink, r) = fetch(&mut f, &s, &ranges2);
-    r.unwrap();
-    sink.assert_matches(&s.file, &ranges2);
+    fetch_ok(&mut f, &s, &ranges2);
     let log = s.server.requests();
     assert_eq!(log.len(), 2);
     assert_eq!(log[1].range_count(), 5);
@@ -159,9 +163,7 @@ fn many_ranges_are_batched() {
     let s = setup(200_000, Mode::Normal);
     let mut f = fetcher();
     let ranges = spread(150, 100, 200_000);
-    let (sink, r) = fetch(&mut f, &s, &ranges);
-    r.unwrap();
-    sink.assert_matches(&s.file, &ranges);
+    fetch_ok(&mut f, &s, &ranges);
     let log = s.server.requests();
     assert_eq!(log.len(), 3, "150 ranges in batches of at most 64");
     assert!(log.iter().all(|l| l.range_count() <= 64 && l.status == 206));
@@ -173,9 +175,7 @@ fn big_ranges_are_split_and_fetched_in_parallel() {
     let s = setup(50_000, Mode::Normal);
     let mut f = fetcher().with_max_request_bytes(4096).with_parallel(3);
     let ranges = [br(0, 30_000), br(40_000, 50_000)];
-    let (sink, r) = fetch(&mut f, &s, &ranges);
-    r.unwrap();
-    sink.assert_matches(&s.file, &ranges);
+    fetch_ok(&mut f, &s, &ranges);
     let log = s.server.requests();
     // 30000 bytes -> 8 pieces, 10000 -> 3 pieces; one piece per request.
     assert_eq!(log.len(), 11, "{log:?}");
@@ -187,9 +187,7 @@ fn single_only_server_falls_back_to_single_ranges() {
     let s = setup(100_000, Mode::SingleOnly);
     let mut f = fetcher();
     let ranges = spread(10, 300, 100_000);
-    let (sink, r) = fetch(&mut f, &s, &ranges);
-    r.unwrap();
-    sink.assert_matches(&s.file, &ranges);
+    fetch_ok(&mut f, &s, &ranges);
     let log = s.server.requests();
     // The probe got only its first range; the other 9 were asked for one by one.
     assert_eq!(log.len(), 10, "{log:?}");
@@ -199,9 +197,7 @@ fn single_only_server_falls_back_to_single_ranges() {
     // From now on single ranges only for this URL.
     s.server.clear_log();
     let ranges2 = spread(3, 300, 90_000);
-    let (sink, r) = fetch(&mut f, &s, &ranges2);
-    r.unwrap();
-    sink.assert_matches(&s.file, &ranges2);
+    fetch_ok(&mut f, &s, &ranges2);
     let log = s.server.requests();
     assert_eq!(log.len(), 3);
     assert!(log.iter().all(|l| l.range_count() == 1));
@@ -212,9 +208,7 @@ fn reordered_parts_are_placed_by_their_content_range() {
     let s = setup(100_000, Mode::MultipartReordered);
     let mut f = fetcher();
     let ranges = spread(7, 999, 100_000);
-    let (sink, r) = fetch(&mut f, &s, &ranges);
-    r.unwrap();
-    sink.assert_matches(&s.file, &ranges);
+    fetch_ok(&mut f, &s, &ranges);
     assert_eq!(s.server.request_count(), 1);
 }
 
@@ -230,16 +224,12 @@ fn coalesced_parts_are_accepted() {
         br(10_150, 10_200),
         br(50_000, 50_010),
     ];
-    let (sink, r) = fetch(&mut f, &s, &ranges);
-    r.unwrap();
-    sink.assert_matches(&s.file, &ranges);
+    fetch_ok(&mut f, &s, &ranges);
     assert_eq!(s.server.request_count(), 1);
 
     // Everything merged into one plain 206 that covers all: no fallback needed.
     let ranges2 = [br(1000, 1100), br(1150, 1200), br(1250, 1300)];
-    let (sink, r) = fetch(&mut f, &s, &ranges2);
-    r.unwrap();
-    sink.assert_matches(&s.file, &ranges2);
+    fetch_ok(&mut f, &s, &ranges2);
     assert_eq!(s.server.request_count(), 2);
 }
 
@@ -249,9 +239,7 @@ fn ignored_range_streams_from_zero_and_stops_after_the_last_range() {
     let s = setup(len, Mode::IgnoreRange);
     let mut f = fetcher();
     let ranges = [br(100, 200), br(5000, 6000)];
-    let (sink, r) = fetch(&mut f, &s, &ranges);
-    r.unwrap();
-    sink.assert_matches(&s.file, &ranges);
+    let sink = fetch_ok(&mut f, &s, &ranges);
     // Delivered from offset 0 up to the end of the last range, and not further.
     assert_eq!(sink.delivered(), 6000);
     assert_eq!(sink.bytes, 6000);
@@ -260,9 +248,7 @@ fn ignored_range_streams_from_zero_and_stops_after_the_last_range() {
     // Single range, parallel: still one request (the probe runs alone).
     let mut f = fetcher().with_multi_range(false);
     let ranges = spread(20, 100, 1 << 20);
-    let (sink, r) = fetch(&mut f, &s, &ranges);
-    r.unwrap();
-    sink.assert_matches(&s.file, &ranges);
+    fetch_ok(&mut f, &s, &ranges);
     assert_eq!(s.server.request_count(), 2);
 }
 
@@ -271,9 +257,7 @@ fn multi_range_416_falls_back_to_single_ranges() {
     let s = setup(100_000, Mode::MultiRange416);
     let mut f = fetcher();
     let ranges = spread(5, 100, 100_000);
-    let (sink, r) = fetch(&mut f, &s, &ranges);
-    r.unwrap();
-    sink.assert_matches(&s.file, &ranges);
+    fetch_ok(&mut f, &s, &ranges);
     let log = s.server.requests();
     assert_eq!(log.len(), 6, "{log:?}");
     assert_eq!(log[0].status, 416);
@@ -342,9 +326,7 @@ fn redirects_are_followed() {
     assert_eq!(got.body, b"zsync: 0.6.2\n");
     assert_eq!(got.final_url, s.server.url("/_r/data.bin.zsync"));
     let ranges = spread(3, 100, 100_000);
-    let (sink, r) = fetch(&mut f, &s, &ranges);
-    r.unwrap();
-    sink.assert_matches(&s.file, &ranges);
+    fetch_ok(&mut f, &s, &ranges);
     let log = s.server.requests();
     assert_eq!(log.len(), 4, "{log:?}");
     assert_eq!(log[2].status, 302);
@@ -361,9 +343,7 @@ fn fail_after_then_resume() {
     sink.assert_matches(&s.file, &[br(0, 3000)]);
     assert_eq!(sink.delivered(), 3000);
     // The caller retries what is missing; the server now answers.
-    let (sink, r) = fetch(&mut f, &s, &[br(3000, 10_000)]);
-    r.unwrap();
-    sink.assert_matches(&s.file, &[br(3000, 10_000)]);
+    fetch_ok(&mut f, &s, &[br(3000, 10_000)]);
 }
 
 #[test]
@@ -511,9 +491,7 @@ fn zsync_curl_is_shell_text_and_applies_to_every_request() {
         "ZSYNC3_TEST_AGENT='agent x'; {CURL} -A \"my $ZSYNC3_TEST_AGENT\" -H 'X-Test: 1'"
     ));
     let ranges = spread(4, 100, 100_000);
-    let (sink, r) = fetch(&mut f, &s, &ranges);
-    r.unwrap();
-    sink.assert_matches(&s.file, &ranges);
+    fetch_ok(&mut f, &s, &ranges);
     f.get(&s.url, 1 << 20).unwrap();
     let log = s.server.requests();
     assert_eq!(log.len(), 5);
@@ -562,9 +540,7 @@ fn one_byte_ranges_work() {
     let s = setup(1000, Mode::Normal);
     let mut f = fetcher();
     let ranges = [br(0, 1), br(999, 1000)];
-    let (sink, r) = fetch(&mut f, &s, &ranges);
-    r.unwrap();
-    sink.assert_matches(&s.file, &ranges);
+    let sink = fetch_ok(&mut f, &s, &ranges);
     assert_eq!(sink.delivered(), 2);
 }
 
