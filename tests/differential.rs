@@ -9,6 +9,7 @@ use zsync3::control::ControlFile;
 use zsync3::hashlen::HashLengths;
 use zsync3::make::{make, MakeOptions};
 use zsync3::plan::Plan;
+use zsync3::scan::Matcher;
 
 #[test]
 fn zsyncmake_matches_oracle_over_lengths_and_blocksizes() {
@@ -178,5 +179,17 @@ fn zsyncranges_matches_model_on_random_cases() {
             seed.len()
         );
         check_plan_is_true(&plan, t, seed, hl.seq_matches);
+        // The same with worker threads and chunk seams every few blocks.
+        let mut m = Matcher::new(&c)
+            .with_threads(2 + n % 2)
+            .with_chunk_size(n % 97);
+        m.scan(&mut &seed[..]).unwrap();
+        assert_eq!(
+            Plan::from_matcher(&c, &mut m).to_json(),
+            want.trim(),
+            "case {n} with threads: hl {hl}, L {}, seed {}",
+            t.len(),
+            seed.len()
+        );
     }
 }

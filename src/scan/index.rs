@@ -1,0 +1,168 @@
+//! The index of the target's blocks by rolling checksum: hash buckets and a bit filter.
+//!
+//! The matcher keeps a live index, from which blocks leave as they become known; the
+//! speculative scan ([`super::hints`]) reads a frozen copy taken at the start of a seed.
+//! Both give the same answer for blocks that are not yet known.
+
+use crate::control::BlockSums;
+use crate::known::KnownSet;
+
+use super::filter::Filter;
+
+/// Multipliers of the bucket hash (odd; the AVX2 filter loop computes the same function).
+pub(super) const HASH_MUL1: u32 = 0x9E37_79B1;
+pub(super) const HASH_MUL2: u32 = 0x85EB_CA77;
+
+/// Filter bits per bucket, as a power of two: 64 bits (one word), i.e. 128 bits per target
+/// block, so a window that matches no block passes the filter with a probability of at
+/// most 1/128 (16 bytes per block; fewer bits measured slower on real pairs).
+pub(super) const FILTER_EXTRA_BITS: u32 = 6;
+const _: () = assert!(
+    FILTER_EXTRA_BITS <= 6,
+    "a bucket's filter bits must fit one word"
+);
+
+/// Hash of a window key (`k2` = 0 unless seq = 2), multiplicative. Its top bits choose the
+/// bucket, and more of its top bits the bit of the filter, so every filter bit belongs to
+/// exactly one bucket.
+#[inline(always)]
+pub(super) fn hash(k1: u32, k2: u32) -> u32 {
+    k1.wrapping_mul(HASH_MUL1) ^ k2.wrapping_mul(HASH_MUL2)
+}
+
+/// Whether block `i`'s stored weak sums equal the window keys `k1` (and, for seq = 2, `k2`
+/// against block `i + 1`, where block N is a phantom with zero sums; SPEC §3.2.1).
+#[inline]
+pub(super) fn weak_equal(blocks: &BlockSums, seq: usize, i: usize, k1: u32, k2: u32) -> bool {
+    blocks.weak[i] == k1 && (seq == 1 || blocks.weak.get(i + 1).copied().unwrap_or(0) == k2)
+}
+
+/// Blocks bucketed by the hash of their weak sums, plus a filter of the hash's top bits.
+#[derive(Clone)]
+pub(super) struct Index {
+    /// log2 of the number of buckets.
+    bits: u32,
+    /// log2 of the number of filter bits.
+    fbits: u32,
+    /// Hash of each entry (kept beside `entries`), to rebuild a bucket's filter bits.
+    hashes: Vec<u32>,
+    /// Bucket `h` holds `entries[start[h] .. start[h] + live[h]]`, ascending block numbers.
+    start: Vec<u32>,
+    live: Vec<u32>,
+    entries: Vec<u32>,
+    /// Bit `hash >> (32 - fbits)` is set while a block with that hash may still be unknown.
+    filter: Vec<u64>,
+}
+
+impl Index {
+    /// The index of all `blocks`, keyed on one or two consecutive weak sums (`seq`).
+    pub(super) fn new(blocks: &BlockSums, seq: usize) -> Index {
+        let n = blocks.len();
+        let bits = (n.max(1) * 2)
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(10, 32 - FILTER_EXTRA_BITS);
+        let fbits = bits + FILTER_EXTRA_BITS;
+        let nb = 1usize << bits;
+        let key2 = |i: usize| -> u32 {
+            if seq == 2 {
+                blocks.weak.get(i + 1).copied().unwrap_or(0)
+            } else {
+                0
+            }
+        };
+        let hashes: Vec<u32> = (0..n).map(|i| hash(blocks.weak[i], key2(i))).collect();
+        let mut live = vec![0u32; nb];
+        for &h in &hashes {
+            live[(h >> (32 - bits)) as usize] += 1;
+        }
+        let mut start = vec![0u32; nb];
+        let mut acc = 0u32;
+        for (s, &c) in start.iter_mut().zip(&live) {
+            *s = acc;
+            acc += c;
+        }
+        let mut fill = start.clone();
+        let mut entries = vec![0u32; n];
+        let mut entry_hashes = vec![0u32; n];
+        let mut filter = vec![0u64; (1usize << fbits) / 64];
+        for (i, &h) in hashes.iter().enumerate() {
+            let b = (h >> (32 - bits)) as usize;
+            entries[fill[b] as usize] = i as u32;
+            entry_hashes[fill[b] as usize] = h;
+            fill[b] += 1;
+            let f = (h >> (32 - fbits)) as usize;
+            filter[f / 64] |= 1 << (f % 64);
+        }
+        Index {
+            bits,
+            fbits,
+            hashes: entry_hashes,
+            start,
+            live,
+            entries,
+            filter,
+        }
+    }
+
+    /// The filter loop over this index's filter bits.
+    pub(super) fn filter(&self, mask: u32, bs: usize, shift: u32) -> Filter<'_> {
+        Filter {
+            bits: &self.filter,
+            hash_bits: self.fbits,
+            mask,
+            bs,
+            shift,
+        }
+    }
+
+    /// The bucket of window keys `(k1, k2)`.
+    #[inline]
+    pub(super) fn bucket(&self, k1: u32, k2: u32) -> usize {
+        (hash(k1, k2) >> (32 - self.bits)) as usize
+    }
+
+    /// Whether the filter admits window keys `(k1, k2)`: false means no block with these
+    /// weak sums is in the index.
+    #[inline]
+    pub(super) fn admits(&self, k1: u32, k2: u32) -> bool {
+        let f = (hash(k1, k2) >> (32 - self.fbits)) as usize;
+        self.filter[f / 64] >> (f % 64) & 1 == 1
+    }
+
+    /// The blocks in bucket `h`, ascending (known ones may not have left yet).
+    #[inline]
+    pub(super) fn entries(&self, h: usize) -> &[u32] {
+        let s = self.start[h] as usize;
+        &self.entries[s..s + self.live[h] as usize]
+    }
+
+    /// Drop the known blocks from bucket `h`; when any left, its filter bits are rebuilt
+    /// from the blocks that stay.
+    pub(super) fn drop_known(&mut self, h: usize, known: &KnownSet) {
+        let start = self.start[h] as usize;
+        let live = self.live[h] as usize;
+        let mut w = start;
+        for r in start..start + live {
+            let i = self.entries[r];
+            if known.contains(i as usize) {
+                continue;
+            }
+            self.entries[w] = i;
+            self.hashes[w] = self.hashes[r];
+            w += 1;
+        }
+        if w - start == live {
+            return;
+        }
+        self.live[h] = (w - start) as u32;
+        let per = 1usize << FILTER_EXTRA_BITS;
+        let first = h * per;
+        let range_mask = (u64::MAX >> (64 - per)) << (first % 64);
+        self.filter[first / 64] &= !range_mask;
+        for &hh in &self.hashes[start..w] {
+            let f = (hh >> (32 - self.fbits)) as usize;
+            self.filter[f / 64] |= 1 << (f % 64);
+        }
+    }
+}

@@ -1,0 +1,811 @@
+//! Scanning a seed for blocks of the target: the matching algorithm of zsync's librcksum,
+//! reproduced so that the reuse list is exactly the reference's (SPEC §3.2).
+//!
+//! The seed is read once, front to back, in chunks. At each position the rolling checksum
+//! of the window is looked up in an index of the target's blocks (a bit filter first, so
+//! most positions cost a few instructions, see [`filter`]); weak hits are confirmed with
+//! the strong checksum ([`digest`]). A match marks the block known and the scan jumps past
+//! it. The algorithm is sequential (what matches depends on what is already known), so
+//! with several threads, workers compute ahead what does not depend on it ([`hints`]) and
+//! the matcher replays the exact algorithm on their results; the reuse list is the same
+//! for any number of threads.
+
+mod digest;
+mod filter;
+mod hints;
+mod index;
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+
+use crate::control::{BlockSums, ControlFile};
+use crate::known::KnownSet;
+use crate::make::read_full;
+use crate::rsum::Rsum;
+
+use digest::{Digest, Digester};
+use hints::Hints;
+use index::{weak_equal, Index};
+
+/// One reuse instruction: target bytes `[dst, dst+len)` equal seed bytes `[src, src+len)`,
+/// where seed bytes past the seed's end read as zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reuse {
+    /// Offset in the target.
+    pub dst: u64,
+    /// Offset in the seed.
+    pub src: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// The target's geometry as the scan needs it.
+#[derive(Clone, Copy, Debug)]
+struct Params {
+    /// Block size, and its log2.
+    bs: usize,
+    shift: u32,
+    /// Consecutive blocks that must match (1 or 2).
+    seq: usize,
+    /// Mask of the stored weak sums.
+    mask: u32,
+    /// Number of blocks.
+    n: usize,
+    /// Stored strong checksum bytes.
+    cb: usize,
+}
+
+/// Seed positions per chunk (at least; a chunk holds at least eight blocks).
+const CHUNK: usize = 2 << 20;
+/// Bytes of chunks in flight at most, when several threads scan.
+const IN_FLIGHT: usize = 24 << 20;
+/// Above this block size the scan runs on one thread (chunks would be too large).
+const MAX_PARALLEL_BLOCKSIZE: usize = 1 << 20;
+
+/// The matcher for one target; it keeps the set of known blocks across several seeds.
+pub struct Matcher<'c> {
+    blocks: &'c BlockSums,
+    length: u64,
+    p: Params,
+    index: Index,
+    known: KnownSet,
+    reuse: Vec<Reuse>,
+    next_match: Option<usize>,
+    cached_nk: usize,
+    cands: Vec<u32>,
+    digester: Digester,
+    /// The workers' findings for the chunk being matched (empty: none, roll everything).
+    hints: Hints,
+    threads: usize,
+    chunk: usize,
+}
+
+/// Whether to go on reading the seed.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    More,
+    /// Every block is known: nothing more can be found.
+    Done,
+}
+
+impl<'c> Matcher<'c> {
+    /// A matcher for the target described by `control`, with nothing known yet. It scans
+    /// with as many threads as there are cores (see [`Matcher::with_threads`]).
+    pub fn new(control: &'c ControlFile) -> Self {
+        let h = &control.header;
+        let blocks = &control.blocks;
+        let n = blocks.len();
+        let seq = usize::from(h.hash_lengths.seq_matches);
+        let bs = h.blocksize as usize;
+        Matcher {
+            blocks,
+            length: h.length,
+            p: Params {
+                bs,
+                shift: h.blocksize.trailing_zeros(),
+                seq,
+                mask: BlockSums::weak_mask(h.hash_lengths.rsum_bytes),
+                n,
+                cb: blocks.strong_len,
+            },
+            index: Index::new(blocks, seq),
+            known: KnownSet::new(n),
+            reuse: Vec::new(),
+            next_match: None,
+            cached_nk: n,
+            cands: Vec::new(),
+            digester: Digester::new(blocks.algorithm, bs),
+            hints: Hints::default(),
+            threads: 0,
+            chunk: CHUNK,
+        }
+    }
+
+    /// Scan with `threads` threads (0: one per core). The result does not depend on it.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// Read the seed in chunks of `positions` positions (at least 8 blocks); the default is
+    /// 2 MiB. Tests use tiny chunks to exercise the seams between them.
+    #[doc(hidden)]
+    pub fn with_chunk_size(mut self, positions: usize) -> Self {
+        self.chunk = positions.max(1);
+        self
+    }
+
+    /// The blocks known so far.
+    pub fn known(&self) -> &KnownSet {
+        &self.known
+    }
+
+    /// Mark blocks known that were obtained elsewhere (e.g. downloaded).
+    pub fn mark_known(&mut self, first: usize, last: usize) {
+        self.known.insert_range(first, last);
+    }
+
+    /// Take the reuse instructions found so far (in the order they were found).
+    pub fn take_reuse(&mut self) -> Vec<Reuse> {
+        std::mem::take(&mut self.reuse)
+    }
+
+    /// Scan one seed. Returns the seed's length. Blocks found are added to the known set and
+    /// reuse instructions (with `src` offsets in this seed) to the reuse list.
+    pub fn scan(&mut self, seed: &mut dyn Read) -> std::io::Result<u64> {
+        self.next_match = None;
+        self.digester.new_seed();
+        self.hints = Hints::default();
+        let bs = self.p.bs;
+        let chunk = self.chunk.max(8 * bs);
+        let mut reader = ChunkReader::new(seed, chunk, self.p.seq * bs + 1);
+        let threads = match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            t => t,
+        };
+        let mut x = 0u64;
+        let Some(first) = reader.next()? else {
+            return Ok(0);
+        };
+        if threads < 2 || bs > MAX_PARALLEL_BLOCKSIZE || reader.at_eof() || self.known.is_full() {
+            let mut next = Some(first);
+            while let Some(c) = next {
+                if self.match_chunk(&c.data, c.base, c.len, &mut x) == Flow::Done {
+                    return reader.skip_rest();
+                }
+                reader.recycle(c.data);
+                next = reader.next()?;
+            }
+            return Ok(reader.seed_len());
+        }
+        self.scan_parallel(reader, first, threads, &mut x)
+    }
+
+    /// [`Matcher::scan`] with workers computing hints for the chunks ahead.
+    fn scan_parallel(
+        &mut self,
+        mut reader: ChunkReader<'_>,
+        first: Chunk,
+        threads: usize,
+        x: &mut u64,
+    ) -> std::io::Result<u64> {
+        struct Job {
+            data: Arc<Vec<u8>>,
+            base: u64,
+            len: usize,
+            reply: mpsc::SyncSender<Hints>,
+        }
+        struct InFlight {
+            data: Arc<Vec<u8>>,
+            base: u64,
+            len: usize,
+            hints: mpsc::Receiver<Hints>,
+        }
+        let frozen = self.index.clone();
+        let spec = hints::Speculator {
+            p: self.p,
+            blocks: self.blocks,
+            index: &frozen,
+        };
+        let depth = (IN_FLIGHT / first.data.len()).clamp(2, 2 * threads + 1);
+        let cancel = AtomicBool::new(false);
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let job_rx = Mutex::new(job_rx);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                let (spec, job_rx, cancel) = (&spec, &job_rx, &cancel);
+                s.spawn(move || {
+                    let mut dg = Digester::new(spec.blocks.algorithm, spec.p.bs);
+                    loop {
+                        let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(job) = job else { break };
+                        let mut h = Hints::default();
+                        if !cancel.load(Ordering::Relaxed) {
+                            dg.new_seed();
+                            spec.hints(&mut dg, &job.data, job.base, job.len, &mut h);
+                        }
+                        drop(job.data);
+                        // The matcher may have stopped waiting (every block known).
+                        let _ = job.reply.send(h);
+                    }
+                });
+            }
+            let mut inflight: VecDeque<InFlight> = VecDeque::new();
+            let mut pending = Some(first);
+            let mut read_error = None;
+            let result = loop {
+                while inflight.len() < depth && read_error.is_none() {
+                    let c = match pending.take() {
+                        Some(c) => c,
+                        None => match reader.next() {
+                            Ok(Some(c)) => c,
+                            Ok(None) => break,
+                            Err(e) => {
+                                read_error = Some(e);
+                                break;
+                            }
+                        },
+                    };
+                    let data = Arc::new(c.data);
+                    let (tx, rx) = mpsc::sync_channel(1);
+                    let job = Job {
+                        data: Arc::clone(&data),
+                        base: c.base,
+                        len: c.len,
+                        reply: tx,
+                    };
+                    // If no worker is left, the job and its reply sender are dropped and
+                    // the chunk is matched without hints.
+                    let _ = job_tx.send(job);
+                    inflight.push_back(InFlight {
+                        data,
+                        base: c.base,
+                        len: c.len,
+                        hints: rx,
+                    });
+                }
+                let Some(InFlight {
+                    data,
+                    base,
+                    len,
+                    hints,
+                }) = inflight.pop_front()
+                else {
+                    break match read_error.take() {
+                        Some(e) => Err(e),
+                        None => Ok(reader.seed_len()),
+                    };
+                };
+                // Without hints (a worker failed) the chunk is simply rolled: same result.
+                self.hints = hints.recv().unwrap_or_default();
+                let flow = self.match_chunk(&data, base, len, x);
+                if let Ok(v) = Arc::try_unwrap(data) {
+                    reader.recycle(v);
+                }
+                if flow == Flow::Done {
+                    cancel.store(true, Ordering::Relaxed);
+                    inflight.clear();
+                    break match read_error.take() {
+                        Some(e) => Err(e),
+                        None => reader.skip_rest(),
+                    };
+                }
+            };
+            cancel.store(true, Ordering::Relaxed);
+            drop(job_tx);
+            self.hints = Hints::default();
+            result
+        })
+    }
+
+    /// Match positions `[base, base + len)` of the seed, continuing at `*x`; `buf` holds the
+    /// seed bytes from `base`, with at least `seq·B + 1` more after the last position.
+    fn match_chunk(&mut self, buf: &[u8], base: u64, len: usize, x: &mut u64) -> Flow {
+        let end = base + len as u64;
+        let bs = self.p.bs;
+        while *x < end {
+            if self.known.is_full() && self.next_match.is_none() {
+                // Nothing can be written any more (SPEC §3.2.4 only writes unknown blocks
+                // outside seq=2 continuation).
+                return Flow::Done;
+            }
+            let off = (*x - base) as usize;
+            if self.p.seq == 2 {
+                if let Some(nm) = self.next_match {
+                    if self.check_continuation(&buf[off..], *x, nm) > 0 {
+                        *x += bs as u64;
+                        continue;
+                    }
+                }
+            }
+            let step = self.find_match(buf, base, x, end);
+            *x += (step * bs) as u64;
+        }
+        Flow::More
+    }
+
+    /// Advance `*x` to the next position where blocks match (returns seq) or to `end`
+    /// (returns 0), visiting the workers' stops where they covered the seed and rolling
+    /// elsewhere.
+    fn find_match(&mut self, buf: &[u8], base: u64, x: &mut u64, end: u64) -> usize {
+        loop {
+            if *x >= end {
+                return 0;
+            }
+            let c = self.hints.covered.partition_point(|c| c.1 <= *x);
+            let (from, to) = self.hints.covered.get(c).copied().unwrap_or((end, end));
+            if *x < from {
+                let step = self.roll_until_match(buf, base, x, from.min(end));
+                if step > 0 {
+                    return step;
+                }
+                continue;
+            }
+            let to = to.min(end);
+            let mut k = self.hints.stops.partition_point(|s| s.pos < *x);
+            while let Some(&st) = self.hints.stops.get(k).filter(|s| s.pos < to) {
+                let off = (st.pos - base) as usize;
+                let h = self.index.bucket(st.k1, st.k2);
+                if self.lookup_and_check(h, st.k1, st.k2, &buf[off..], st.pos) {
+                    *x = st.pos;
+                    return self.p.seq;
+                }
+                k += 1;
+            }
+            *x = to;
+        }
+    }
+
+    /// The hot loop: advance x one byte at a time until a candidate matches (returns seq)
+    /// or x reaches `limit` (returns 0).
+    fn roll_until_match(&mut self, buf: &[u8], base: u64, x: &mut u64, limit: u64) -> usize {
+        let (bs, shift, seq2) = (self.p.bs, self.p.shift, self.p.seq == 2);
+        let mut off = (*x - base) as usize;
+        let end = (limit - base) as usize;
+        let mut r0 = Rsum::of(&buf[off..off + bs]);
+        let mut r1 = if seq2 {
+            Rsum::of(&buf[off + bs..off + 2 * bs])
+        } else {
+            Rsum::default()
+        };
+        while off < end {
+            let f = self.index.filter(self.p.mask, bs, shift);
+            off = if seq2 {
+                f.skip::<true>(buf, off, end, &mut r0, &mut r1)
+            } else {
+                f.skip::<false>(buf, off, end, &mut r0, &mut r1)
+            };
+            if off >= end {
+                break;
+            }
+            let k1 = r0.packed() & self.p.mask;
+            let k2 = if seq2 { r1.packed() & self.p.mask } else { 0 };
+            let h = self.index.bucket(k1, k2);
+            let xx = base + off as u64;
+            if self.lookup_and_check(h, k1, k2, &buf[off..], xx) {
+                *x = xx;
+                return self.p.seq;
+            }
+            r0.roll(buf[off], buf[off + bs], shift);
+            if seq2 {
+                r1.roll(buf[off + bs], buf[off + 2 * bs], shift);
+            }
+            off += 1;
+        }
+        *x = limit;
+        0
+    }
+
+    /// Collect the not-yet-known blocks of bucket `h` whose stored sums equal the window's
+    /// (known blocks leave the bucket); then CHECK them.
+    fn lookup_and_check(&mut self, h: usize, k1: u32, k2: u32, win: &[u8], x: u64) -> bool {
+        self.index.drop_known(h, &self.known);
+        let mut cands = std::mem::take(&mut self.cands);
+        cands.clear();
+        cands.extend(
+            self.index
+                .entries(h)
+                .iter()
+                .filter(|&&i| weak_equal(self.blocks, self.p.seq, i as usize, k1, k2)),
+        );
+        let hit = !cands.is_empty() && self.check_cands(win, x, &cands) > 0;
+        self.cands = cands;
+        hit
+    }
+
+    fn check_cands(&mut self, win: &[u8], x: u64, cands: &[u32]) -> usize {
+        self.next_match = None;
+        let mut total = 0;
+        let mut md0: Option<Digest> = None;
+        let mut md1: Option<Digest> = None;
+        let (bs, cb) = (self.p.bs, self.p.cb);
+        for &i in cands {
+            let i = i as usize;
+            if self.known.contains(i) {
+                continue;
+            }
+            let m0 = match md0 {
+                Some(m) => m,
+                None => *md0.insert(self.digest_at(win, x)),
+            };
+            if m0[..cb] != *self.blocks.strong(i) {
+                continue;
+            }
+            let k = if self.p.seq == 2 {
+                let m1 = match md1 {
+                    Some(m) => m,
+                    None => *md1.insert(self.digest_at(&win[bs..], x + bs as u64)),
+                };
+                // The partner may be the phantom block N, whose strong sum is all zeros.
+                let want: &[u8] = if i + 1 < self.p.n {
+                    self.blocks.strong(i + 1)
+                } else {
+                    &[0u8; 32][..cb]
+                };
+                if m1[..cb] != *want {
+                    continue;
+                }
+                2
+            } else {
+                1
+            };
+            let nk = self.known.next_known(i);
+            total += self.write_found(i, k, nk, x, true);
+        }
+        total
+    }
+
+    /// The strong checksum of the window at seed offset `x` (`win` starts there).
+    fn digest_at(&mut self, win: &[u8], x: u64) -> Digest {
+        match self.hints.digest(x) {
+            Some(d) => d,
+            None => self.digester.digest(win, x),
+        }
+    }
+
+    /// Record a match of block i (k blocks) at seed offset x, per SPEC §3.2.4.
+    fn write_found(&mut self, i: usize, k: usize, nk: usize, x: u64, fresh: bool) -> usize {
+        if nk > i + k {
+            self.write(i, i + k - 1, x);
+            self.next_match = Some(i + k);
+            if fresh {
+                self.cached_nk = nk;
+            }
+            k
+        } else {
+            self.write(i, nk - 1, x);
+            nk - i
+        }
+    }
+
+    /// CHECK in continuation mode: block `i` alone at x (seq = 2 only).
+    fn check_continuation(&mut self, win: &[u8], x: u64, i: usize) -> usize {
+        self.next_match = None;
+        if i >= self.p.n {
+            return 0;
+        }
+        let k1 = match self.hints.stop(x) {
+            Some(s) => s.k1,
+            None => Rsum::of(&win[..self.p.bs]).packed() & self.p.mask,
+        };
+        if self.blocks.weak[i] != k1 {
+            return 0;
+        }
+        if self.digest_at(win, x)[..self.p.cb] != *self.blocks.strong(i) {
+            return 0;
+        }
+        let nk = self.cached_nk;
+        self.write_found(i, 1, nk, x, false)
+    }
+
+    fn write(&mut self, first: usize, last: usize, src: u64) {
+        let bs = self.p.bs as u64;
+        self.digester.run_next = src + (last - first + 1) as u64 * bs;
+        let dst = first as u64 * bs;
+        let len = (last - first + 1) as u64 * bs;
+        match self.reuse.last_mut() {
+            Some(r) if r.dst + r.len == dst && r.src + r.len == src => r.len += len,
+            _ => self.reuse.push(Reuse { dst, src, len }),
+        }
+        let r = self.reuse.last_mut().expect("just pushed");
+        if r.dst + r.len > self.length {
+            r.len = self.length - r.dst;
+        }
+        self.known.insert_range(first, last);
+    }
+}
+
+/// Seed bytes `[base, base + len + extra)` with zeros past the seed's end: positions
+/// `[base, base + len)` and the bytes their windows need.
+struct Chunk {
+    base: u64,
+    len: usize,
+    data: Vec<u8>,
+}
+
+/// Reads a seed as overlapping chunks.
+struct ChunkReader<'r> {
+    seed: &'r mut dyn Read,
+    chunk: usize,
+    /// Bytes needed past a chunk's last position.
+    extra: usize,
+    /// Where the next chunk starts; its first `extra` bytes were read already.
+    base: u64,
+    carry: Vec<u8>,
+    seed_len: Option<u64>,
+    spare: Vec<Vec<u8>>,
+}
+
+impl<'r> ChunkReader<'r> {
+    fn new(seed: &'r mut dyn Read, chunk: usize, extra: usize) -> Self {
+        ChunkReader {
+            seed,
+            chunk,
+            extra,
+            base: 0,
+            carry: Vec::new(),
+            seed_len: None,
+            spare: Vec::new(),
+        }
+    }
+
+    fn at_eof(&self) -> bool {
+        self.seed_len.is_some()
+    }
+
+    fn next(&mut self) -> std::io::Result<Option<Chunk>> {
+        if self.seed_len.is_some() {
+            return Ok(None);
+        }
+        let want = self.chunk + self.extra;
+        let mut data = self.spare.pop().unwrap_or_default();
+        // A recycled buffer already has the right length: no need to zero it again.
+        data.resize(want, 0);
+        let have = self.carry.len();
+        data[..have].copy_from_slice(&self.carry);
+        let got = have + read_full(self.seed, &mut data[have..])?;
+        let base = self.base;
+        if got < want {
+            self.seed_len = Some(base + got as u64);
+            data.truncate(got);
+            data.resize(got + self.extra, 0);
+            return Ok((got > 0).then_some(Chunk {
+                base,
+                len: got,
+                data,
+            }));
+        }
+        self.carry.clear();
+        self.carry.extend_from_slice(&data[self.chunk..]);
+        self.base += self.chunk as u64;
+        Ok(Some(Chunk {
+            base,
+            len: self.chunk,
+            data,
+        }))
+    }
+
+    fn recycle(&mut self, data: Vec<u8>) {
+        if self.spare.len() < 4 && data.len() == self.chunk + self.extra {
+            self.spare.push(data);
+        }
+    }
+
+    /// The seed's length, once the last chunk was read.
+    fn seed_len(&self) -> u64 {
+        self.seed_len.unwrap_or(self.base + self.carry.len() as u64)
+    }
+
+    /// Read the rest of the seed without looking at it; returns the seed's length.
+    fn skip_rest(&mut self) -> std::io::Result<u64> {
+        if let Some(n) = self.seed_len {
+            return Ok(n);
+        }
+        let mut n = self.base + self.carry.len() as u64;
+        let mut sink = vec![0u8; 1 << 16];
+        loop {
+            let k = read_full(self.seed, &mut sink)?;
+            n += k as u64;
+            if k < sink.len() {
+                self.seed_len = Some(n);
+                return Ok(n);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hashlen::HashLengths;
+    use crate::make::{make, MakeOptions};
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    /// Data with the shapes that stress the matcher: random stretches, zero runs and a
+    /// record repeated many times (duplicate blocks, weak collisions).
+    fn target(rng: &mut Rng, len: usize) -> Vec<u8> {
+        let k = 1 + rng.below(300);
+        let record = rng.bytes(k);
+        let mut t = Vec::with_capacity(len);
+        while t.len() < len {
+            let k = 1 + rng.below(5000);
+            match rng.below(4) {
+                0 => t.resize(t.len() + k, 0),
+                1 => {
+                    for _ in 0..k / record.len() + 1 {
+                        t.extend_from_slice(&record);
+                    }
+                }
+                _ => t.extend(rng.bytes(k)),
+            }
+        }
+        t.truncate(len);
+        t
+    }
+
+    /// A seed made of pieces of the target (moved, repeated, cut short), new bytes and zeros.
+    fn seed(rng: &mut Rng, t: &[u8]) -> Vec<u8> {
+        let mut s = Vec::new();
+        for _ in 0..1 + rng.below(12) {
+            match rng.below(5) {
+                0 => {
+                    let k = rng.below(3000);
+                    s.extend(rng.bytes(k));
+                }
+                1 => s.resize(s.len() + rng.below(3000), 0),
+                _ if !t.is_empty() => {
+                    let a = rng.below(t.len());
+                    let b = (a + rng.below(t.len() - a + 1)).min(t.len());
+                    s.extend_from_slice(&t[a..b]);
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+
+    type Found = (Vec<Vec<Reuse>>, Vec<u64>, Vec<(usize, usize)>);
+
+    fn run(c: &ControlFile, seeds: &[Vec<u8>], pre: &[(usize, usize)], m: Matcher<'_>) -> Found {
+        let mut m = m;
+        for &(a, b) in pre {
+            m.mark_known(a, b);
+        }
+        let mut reuse = Vec::new();
+        let mut lens = Vec::new();
+        for s in seeds {
+            lens.push(m.scan(&mut &s[..]).unwrap());
+            reuse.push(m.take_reuse());
+        }
+        let _ = c;
+        (reuse, lens, m.known().missing_runs())
+    }
+
+    /// Worker threads and chunk seams do not change the result: the same reuse lists, seed
+    /// lengths and known blocks as one thread, over several seeds per target, with blocks
+    /// known beforehand, every seq and weak-sum width, and block sizes where runs of
+    /// matches are hashed eight at a time.
+    #[test]
+    fn threads_and_chunks_do_not_change_the_result() {
+        let mut rng = Rng(0x0dd5_eed5_1234_5678);
+        let mut parallel_hints = 0;
+        for case in 0..60 {
+            let bs = [16u32, 64, 128, 1024][rng.below(4)];
+            let len = rng.below(150_000);
+            let t = target(&mut rng, len);
+            let opts = MakeOptions {
+                blocksize: Some(bs),
+                threads: 1,
+                ..Default::default()
+            };
+            let mut made = make(&mut &t[..], 0, &opts).unwrap();
+            made.header.hash_lengths = HashLengths::new(
+                1 + rng.below(2) as u32,
+                1 + rng.below(4) as u32,
+                [3u32, 4, 8, 16][rng.below(4)],
+            )
+            .unwrap();
+            let c = ControlFile::parse(&made.to_bytes()).unwrap();
+            let seeds: Vec<Vec<u8>> = (0..1 + rng.below(3)).map(|_| seed(&mut rng, &t)).collect();
+            let n = c.blocks.len();
+            let pre: Vec<(usize, usize)> = if n > 0 && rng.below(3) == 0 {
+                let a = rng.below(n);
+                vec![(a, (a + rng.below(20)).min(n - 1))]
+            } else {
+                Vec::new()
+            };
+            let want = run(&c, &seeds, &pre, Matcher::new(&c).with_threads(1));
+            for (threads, chunk) in [(2, 1), (3, 777), (2, 5000), (4, 1 << 16)] {
+                let m = Matcher::new(&c)
+                    .with_threads(threads)
+                    .with_chunk_size(chunk);
+                let got = run(&c, &seeds, &pre, m);
+                assert!(
+                    got == want,
+                    "case {case}: bs {bs} hl {} threads {threads} chunk {chunk}",
+                    c.header.hash_lengths
+                );
+            }
+            // The hints really are used: the workers cover most of a seed.
+            let mut m = Matcher::new(&c);
+            let frozen = m.index.clone();
+            let spec = hints::Speculator {
+                p: m.p,
+                blocks: &c.blocks,
+                index: &frozen,
+            };
+            let s = &seeds[0];
+            let mut buf = s.clone();
+            buf.resize(s.len() + 2 * bs as usize + 1, 0);
+            spec.hints(&mut m.digester, &buf, 0, s.len(), &mut m.hints);
+            parallel_hints += m.hints.stops.len();
+        }
+        assert!(parallel_hints > 1000, "{parallel_hints}");
+    }
+
+    /// Hints only ever list real stops, and a seed the workers covered entirely is matched
+    /// without rolling: every stop they report is a position whose keys equal some block's.
+    #[test]
+    fn hints_list_exactly_the_weak_hits_in_covered_stretches() {
+        let mut rng = Rng(42);
+        let t = target(&mut rng, 60_000);
+        let opts = MakeOptions {
+            blocksize: Some(64),
+            ..Default::default()
+        };
+        let mut made = make(&mut &t[..], 0, &opts).unwrap();
+        made.header.hash_lengths = HashLengths::new(2, 2, 4).unwrap();
+        let c = ControlFile::parse(&made.to_bytes()).unwrap();
+        let m = Matcher::new(&c);
+        let spec = hints::Speculator {
+            p: m.p,
+            blocks: &c.blocks,
+            index: &m.index,
+        };
+        let s = seed(&mut rng, &t);
+        let mut buf = s.clone();
+        buf.resize(s.len() + 129, 0);
+        let mut dg = Digester::new(c.blocks.algorithm, 64);
+        let mut h = Hints::default();
+        spec.hints(&mut dg, &buf, 0, s.len(), &mut h);
+        let mask = m.p.mask;
+        let mut stops = h.stops.iter().peekable();
+        for &(from, to) in &h.covered {
+            for x in from..to {
+                let x = x as usize;
+                let k1 = Rsum::of_plain(&buf[x..x + 64]).packed() & mask;
+                let k2 = Rsum::of_plain(&buf[x + 64..x + 128]).packed() & mask;
+                let weak = (0..c.blocks.len()).any(|i| weak_equal(&c.blocks, 2, i, k1, k2));
+                let listed = stops.peek().is_some_and(|st| st.pos == x as u64);
+                assert_eq!(weak, listed, "position {x}");
+                if listed {
+                    let st = stops.next().unwrap();
+                    assert_eq!((st.k1, st.k2), (k1, k2));
+                }
+            }
+        }
+        assert!(stops.next().is_none(), "stops outside covered stretches");
+        for &(x, d) in &h.digests {
+            let x = x as usize;
+            assert_eq!(d[..16], crate::strong::md4(&buf[x..x + 64]), "digest at {x}");
+        }
+        assert!(h.stops.len() > 100 && h.covered.len() > 10);
+    }
+}
