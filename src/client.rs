@@ -43,6 +43,8 @@ pub struct UpdateOptions<'a> {
     pub progress: &'a mut dyn Progress,
     /// Attempts per URL that make no progress before moving on to the next URL.
     pub attempts_per_url: u32,
+    /// Threads that scan the seeds (0: one per core); the result does not depend on it.
+    pub scan_threads: usize,
 }
 
 /// What an update did.
@@ -218,7 +220,7 @@ pub fn update(
     let cleanup = scopeguard_remove(tmp.clone());
     let mut work = Work {
         control,
-        matcher: Matcher::new(control),
+        matcher: Matcher::new(control).with_threads(opts.scan_threads),
         file,
         path: part.clone(),
         downloaded: 0,

@@ -38,7 +38,17 @@ pub fn missing_ranges(known: &KnownSet, blocksize: u32, length: u64) -> Vec<Byte
 impl Plan {
     /// Scan `seed` for blocks of the target described by `control`.
     pub fn compute(control: &ControlFile, seed: &mut dyn Read) -> std::io::Result<Plan> {
-        let mut m = Matcher::new(control);
+        Plan::compute_with(control, seed, 0)
+    }
+
+    /// [`Plan::compute`] with `threads` scanning threads (0: one per core). The plan does
+    /// not depend on the number of threads.
+    pub fn compute_with(
+        control: &ControlFile,
+        seed: &mut dyn Read,
+        threads: usize,
+    ) -> std::io::Result<Plan> {
+        let mut m = Matcher::new(control).with_threads(threads);
         let res = m.scan(seed);
         let plan = Plan::from_matcher(control, &mut m);
         res.map(|_| plan)

@@ -262,3 +262,42 @@ fn zsyncmake_help_explains() {
         assert!(h.contains(w), "--help lacks {w}");
     }
 }
+
+/// `zsyncranges -j N` prints the same plan for every N, on a seed large enough (several
+/// 2 MiB chunks) for the worker threads to run, with moved, repeated and new data; and the
+/// plan is true.
+#[test]
+fn zsyncranges_threads_give_the_same_output() {
+    let d = scratch("cli-ranges-threads");
+    let mut rng = common::Rng(0x7e4d_0001);
+    let target = rng.data(9 << 20);
+    let mut seed = rng.mutate(&target);
+    seed.extend_from_slice(&target[1 << 20..3 << 20]);
+    seed.extend(rng.bytes(1 << 20));
+    seed.extend_from_slice(&target[..5 << 20]);
+    fs::write(d.join("t"), &target).unwrap();
+    fs::write(d.join("seed"), &seed).unwrap();
+    let o = run("zsyncmake", &["-M", "-b", "1024", "-o", "t.zsync", "t"], &d);
+    assert_eq!(o.status.code(), Some(0));
+    let outs: Vec<Vec<u8>> = ["1", "2", "3", "8"]
+        .iter()
+        .map(|j| {
+            let o = run("zsyncranges", &["-j", j, "t.zsync", "seed"], &d);
+            assert_eq!(o.status.code(), Some(0), "-j {j}");
+            o.stdout
+        })
+        .collect();
+    assert!(outs.windows(2).all(|w| w[0] == w[1]));
+    let c = zsync3::control::ControlFile::parse(&fs::read(d.join("t.zsync")).unwrap()).unwrap();
+    let plan = zsync3::plan::Plan::compute_with(&c, &mut &seed[..], 1).unwrap();
+    assert_eq!(
+        String::from_utf8(outs[0].clone()).unwrap(),
+        plan.to_json() + "\n"
+    );
+    let reused: u64 = plan.reuse.iter().map(|r| r.len).sum();
+    assert!(reused > 8 << 20, "{reused}");
+    for r in &plan.reuse {
+        let (s, t) = (r.src as usize, r.dst as usize);
+        assert_eq!(seed[s..s + r.len as usize], target[t..t + r.len as usize]);
+    }
+}

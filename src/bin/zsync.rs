@@ -51,6 +51,14 @@ struct Args {
     /// Parallel curl processes.
     #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 4)]
     jobs: usize,
+    /// Threads that scan the seed files [default: one per core].
+    #[arg(
+        long = "threads",
+        value_name = "N",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
+    threads: usize,
     /// URL (http, https, file) or local path of the .zsync.
     zsync: String,
 }
@@ -129,6 +137,7 @@ fn run(args: Args, progress: &mut dyn Progress) -> Result<(), Error> {
         urls,
         progress,
         attempts_per_url: 3,
+        scan_threads: args.threads,
     };
     let report = update(&control, &mut opts, &mut fetcher)?;
     if !args.quiet {

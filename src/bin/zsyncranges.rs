@@ -20,6 +20,15 @@ struct Args {
     zsync: String,
     /// The local file to take blocks from (an older version of the target).
     seed: std::path::PathBuf,
+    /// Threads that scan the seed [default: one per core]. The output does not depend on it.
+    #[arg(
+        short = 'j',
+        long = "threads",
+        value_name = "N",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
+    threads: usize,
 }
 
 fn run(args: Args) -> Result<(), Error> {
@@ -34,7 +43,8 @@ fn run(args: Args) -> Result<(), Error> {
     };
     let control = ControlFile::parse(&data)?;
     let mut seed = std::fs::File::open(&args.seed).map_err(|e| Error::io(&args.seed, e))?;
-    let plan = Plan::compute(&control, &mut seed).map_err(|e| Error::io(&args.seed, e))?;
+    let plan = Plan::compute_with(&control, &mut seed, args.threads)
+        .map_err(|e| Error::io(&args.seed, e))?;
     // Not println!, which panics when stdout is closed or full.
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", plan.to_json())

@@ -804,7 +804,11 @@ mod tests {
         assert!(stops.next().is_none(), "stops outside covered stretches");
         for &(x, d) in &h.digests {
             let x = x as usize;
-            assert_eq!(d[..16], crate::strong::md4(&buf[x..x + 64]), "digest at {x}");
+            assert_eq!(
+                d[..16],
+                crate::strong::md4(&buf[x..x + 64]),
+                "digest at {x}"
+            );
         }
         assert!(h.stops.len() > 100 && h.covered.len() > 10);
     }
