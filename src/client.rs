@@ -6,17 +6,16 @@
 //! interrupted run leaves `OUT.part`, which the next run scans first as a seed.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-
-use sha1::{Digest, Sha1};
 
 use crate::control::ControlFile;
 use crate::fetch::{FetchError, RangeFetcher, RangeSink};
 use crate::plan::missing_ranges;
 use crate::scan::Matcher;
+use crate::verify::{FileHashes, PrefixHasher};
 use crate::{strong, Error, Result};
 
 /// What the client reports as it goes (a progress bar, a log, or nothing).
@@ -88,6 +87,10 @@ struct Work<'c> {
     /// Partial blocks waiting for their next piece: (offset of the first byte, bytes so
     /// far). Several, because parallel transfers deliver interleaved chunks.
     pending: Vec<(u64, Vec<u8>)>,
+    /// Hashes the file as far as it is final (from the download on).
+    hasher: Option<PrefixHasher>,
+    /// The first block not known yet.
+    frontier: usize,
 }
 
 impl Work<'_> {
@@ -95,24 +98,65 @@ impl Work<'_> {
         u64::from(self.control.header.blocksize)
     }
 
-    /// Verify block `i` (`data` is its bytes, the last block possibly short) and store it.
-    fn offer_block(&mut self, i: usize, data: &[u8]) -> Result<(), FetchError> {
-        if self.matcher.known().contains(i) {
-            return Ok(());
+    /// Let the hasher go on up to the first block not known yet.
+    fn advance_frontier(&mut self) {
+        let known = self.matcher.known();
+        while self.frontier < known.universe() && known.contains(self.frontier) {
+            self.frontier += 1;
         }
+        let upto = (self.frontier as u64 * self.bs()).min(self.control.header.length);
+        if let Some(h) = &mut self.hasher {
+            h.advance(upto);
+        }
+    }
+
+    /// Verify the blocks from block `first` on (`data` holds whole blocks, the last one
+    /// possibly the target's short last block) and store the good ones that are not known
+    /// yet, each run of consecutive good blocks with one write.
+    fn offer_blocks(&mut self, first: usize, data: &[u8]) -> Result<(), FetchError> {
         let bs = self.bs() as usize;
-        let digest = self.control.blocks.algorithm.digest_padded(data, bs);
-        let cb = self.control.blocks.strong_len;
-        if digest[..cb] != *self.control.blocks.strong(i) {
-            return Ok(()); // wrong bytes: dropped, fetched again later
+        let blocks = &self.control.blocks;
+        let cb = blocks.strong_len;
+        let whole = data.len() / bs * bs;
+        // Multi-buffer MD4 for the whole blocks; the short last block and other algorithms
+        // one at a time.
+        let mut md4s = Vec::new();
+        if blocks.algorithm == strong::StrongHash::Md4 {
+            strong::md4_blocks(&data[..whole], bs, &mut md4s);
         }
-        let off = i as u64 * self.bs();
-        self.file
-            .write_all_at(data, off)
-            .map_err(|e| FetchError::Sink(Box::new(Error::io(&self.path, e))))?;
-        self.matcher.mark_known(i, i);
-        self.downloaded += data.len() as u64;
+        let mut run: Option<(usize, usize)> = None; // [start, end) byte range of good blocks
+        for (k, block) in data.chunks(bs).enumerate() {
+            let i = first + k;
+            let good = !self.matcher.known().contains(i)
+                && match md4s.get(k) {
+                    Some(d) => d[..cb] == *blocks.strong(i),
+                    None => blocks.algorithm.digest_padded(block, bs)[..cb] == *blocks.strong(i),
+                };
+            let at = k * bs;
+            if good {
+                self.matcher.mark_known(i, i);
+                self.downloaded += block.len() as u64;
+                run = match run {
+                    Some((s, _)) => Some((s, at + block.len())),
+                    None => Some((at, at + block.len())),
+                };
+            } else if let Some((s, e)) = run.take() {
+                // Wrong bytes are dropped (fetched again later); known ones are skipped.
+                self.store(first, &data[s..e], s)?;
+            }
+        }
+        if let Some((s, e)) = run {
+            self.store(first, &data[s..e], s)?;
+        }
         Ok(())
+    }
+
+    /// Write verified bytes that start `at` bytes into the blocks from block `first`.
+    fn store(&mut self, first: usize, bytes: &[u8], at: usize) -> Result<(), FetchError> {
+        let off = first as u64 * self.bs() + at as u64;
+        self.file
+            .write_all_at(bytes, off)
+            .map_err(|e| FetchError::Sink(Box::new(Error::io(&self.path, e))))
     }
 }
 
@@ -143,17 +187,13 @@ impl RangeSink for Work<'_> {
             return Ok(());
         }
         buf.truncate((length - start).min(buf.len() as u64) as usize);
-        let mut pos = 0usize;
-        while pos < buf.len() {
-            let off = start + pos as u64;
-            let i = (off / bs) as usize;
-            let want = (bs.min(length - off)) as usize;
-            if buf.len() - pos < want {
-                break;
-            }
-            let block = buf[pos..pos + want].to_vec();
-            self.offer_block(i, &block)?;
-            pos += want;
+        // Whole blocks, and the target's short last block when it is complete.
+        let mut pos = buf.len() / bs as usize * bs as usize;
+        if start + buf.len() as u64 == length {
+            pos = buf.len();
+        }
+        if pos > 0 {
+            self.offer_blocks((start / bs) as usize, &buf[..pos])?;
         }
         if pos < buf.len() {
             buf.drain(..pos);
@@ -162,6 +202,7 @@ impl RangeSink for Work<'_> {
             }
             self.pending.push((start + pos as u64, buf));
         }
+        self.advance_frontier();
         Ok(())
     }
 }
@@ -226,6 +267,8 @@ pub fn update(
         downloaded: 0,
         received: 0,
         pending: Vec::new(),
+        hasher: None,
+        frontier: 0,
     };
     for seed in &seeds {
         if work.matcher.known().is_full() {
@@ -282,6 +325,9 @@ pub fn update(
         .map_err(|e| Error::io(&tmp, e))?;
     fs::rename(&tmp, &part).map_err(|e| Error::io(&part, e))?;
     cleanup.disarm();
+    let reader = work.file.try_clone().map_err(|e| Error::io(&part, e))?;
+    work.hasher = Some(PrefixHasher::start(reader, FileHashes::new(control)));
+    work.advance_frontier();
 
     // Download what is missing, URL by URL, with bounded retries.
     let mut last_err: Option<String> = None;
@@ -342,9 +388,14 @@ pub fn update(
             part.display()
         )));
     }
+    // The file reaches the disk while the hasher finishes.
     work.file.sync_all().map_err(|e| Error::io(&part, e))?;
     drop(work.file);
-    verify(control, &part)?;
+    let hasher = work.hasher.take().expect("started before the download");
+    hasher
+        .finish(h.length)
+        .map_err(|e| Error::io(&part, e))?
+        .check(control, &part)?;
     install(&part, &out, h.mtime)?;
     Ok(UpdateReport {
         reused,
@@ -363,49 +414,6 @@ fn known_bytes(m: &Matcher<'_>, control: &ControlFile) -> u64 {
     } else {
         n
     }
-}
-
-/// Check the whole file against the control file's SHA-1 (and SHA-256 when present).
-pub fn verify(control: &ControlFile, path: &Path) -> Result<()> {
-    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut sha1 = Sha1::new();
-    let mut sha256 = control.header.sha256.as_ref().map(|_| sha2::Sha256::new());
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        sha1.update(&buf[..n]);
-        if let Some(h) = &mut sha256 {
-            h.update(&buf[..n]);
-        }
-    }
-    let checks = [
-        (
-            "SHA-1",
-            control.header.sha1.as_ref(),
-            strong::hex(&sha1.finalize()),
-        ),
-        (
-            "SHA-256",
-            control.header.sha256.as_ref(),
-            sha256
-                .map(|h| strong::hex(&h.finalize()))
-                .unwrap_or_default(),
-        ),
-    ];
-    for (name, want, got) in checks {
-        if let Some(want) = want {
-            if &got != want {
-                return Err(Error::Verify(format!(
-                    "the assembled file's {name} is {got}, but the .zsync says {want}; the download is left in {}",
-                    path.display()
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Replace `out` by `part`: apply the MTime, keep the old file as `OUT.zs-old` (hard
@@ -476,6 +484,8 @@ mod tests {
             downloaded: 0,
             received: 0,
             pending: Vec::new(),
+            hasher: None,
+            frontier: 0,
         }
     }
 

@@ -44,5 +44,6 @@ pub mod rsum;
 pub mod scan;
 pub mod strong;
 pub mod urljoin;
+pub mod verify;
 
 pub use error::{Error, Result};
