@@ -182,6 +182,20 @@ fn big_ranges_are_split_and_fetched_in_parallel() {
     assert!(log.iter().all(|l| l.range_count() == 1));
 }
 
+/// The first request runs alone (it shows how the server answers), so it is small: a big
+/// first range is split, and the rest goes out in parallel requests afterwards.
+#[test]
+fn the_probe_is_small() {
+    let s = setup(3_000_000, Mode::Normal);
+    let mut f = fetcher();
+    let ranges = [br(0, 2_000_000), br(2_500_000, 2_600_000)];
+    fetch_ok(&mut f, &s, &ranges);
+    let log = s.server.requests();
+    assert_eq!(log[0].range.as_deref(), Some("bytes=0-262143"), "{log:?}");
+    assert!(log.len() >= 2, "{log:?}");
+    assert!(log[1..].iter().all(|l| l.status == 206));
+}
+
 #[test]
 fn single_only_server_falls_back_to_single_ranges() {
     let s = setup(100_000, Mode::SingleOnly);

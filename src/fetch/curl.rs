@@ -38,9 +38,12 @@
 //!   stopped, and nothing else is requested);
 //! * the first multi-range request also runs alone, as a probe. A proper
 //!   `multipart/byteranges` answer (parts in any order, possibly coalesced; each placed by
-//!   its own `Content-Range`) enables multi-range requests for the URL. A plain 206 that
-//!   covers only part of what was asked, a 200, or a 416 disables them; the ranges it did
-//!   not cover are then asked for one per request (at most once more each).
+//!   its own `Content-Range`), or a plain 206 that covers every range asked for, enables
+//!   multi-range requests for the URL. A plain 206 that covers only part of what was
+//!   asked, a 200, or a 416 disables them; the ranges it did not cover are then asked for
+//!   one per request (at most once more each);
+//! * a request that runs alone asks for at most 256 KiB, so the requests after it start
+//!   in parallel soon.
 //!
 //! # Errors
 //!
@@ -82,6 +85,8 @@ use super::{ByteRange, FetchError, Fetched, RangeFetcher, RangeSink};
 pub const DEFAULT_PARALLEL: usize = 4;
 /// Default maximum number of ranges in one multi-range request.
 pub const DEFAULT_MAX_RANGES_PER_REQUEST: usize = 64;
+/// Most bytes a probe (a request that must run alone) asks for.
+const PROBE_BYTES: u64 = 256 << 10;
 /// Default maximum number of bytes asked for in one request (larger ranges are split).
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 16 << 20;
 /// Default stall timeout: a transfer below 1 byte/s for this long (or a connection attempt
@@ -312,7 +317,15 @@ fn schedule(
             } else if !queue.is_empty() {
                 let multi_ok = http && cfg.multi_range && state.multi != Tri::No;
                 let n = if multi_ok { cfg.max_ranges } else { 1 };
-                (take_batch(&mut queue, n, cfg.max_request_bytes), false)
+                if http && (state.ranges != Tri::Yes || (multi_ok && state.multi == Tri::Unknown)) {
+                    // A probe runs alone, so it is kept small: at most PROBE_BYTES (the
+                    // front range is split if need be).
+                    let max = PROBE_BYTES.min(cfg.max_request_bytes);
+                    split_front(&mut queue, max);
+                    (take_batch(&mut queue, n, max), false)
+                } else {
+                    (take_batch(&mut queue, n, cfg.max_request_bytes), false)
+                }
             } else {
                 break;
             };
@@ -375,6 +388,10 @@ fn schedule(
                                 if multi && !uncovered.is_empty() {
                                     state.multi = Tri::No;
                                     singles.extend(uncovered);
+                                } else if multi {
+                                    // One part that covered every range asked for (the
+                                    // server merged them): multi-range requests work.
+                                    state.multi = Tri::Yes;
                                 }
                             }
                             RespKind::Full => {
@@ -408,6 +425,20 @@ fn schedule(
 }
 
 /// Up to `n` ranges from the front of `queue`, at most `max_bytes` in total (at least one).
+/// Split the first range of `queue` so that it is at most `max` bytes long.
+fn split_front(queue: &mut VecDeque<ByteRange>, max: u64) {
+    if let Some(r) = queue.front_mut() {
+        if r.len() > max {
+            let rest = ByteRange {
+                start: r.start + max,
+                end: r.end,
+            };
+            r.end = r.start + max;
+            queue.insert(1, rest);
+        }
+    }
+}
+
 fn take_batch(queue: &mut VecDeque<ByteRange>, n: usize, max_bytes: u64) -> Vec<ByteRange> {
     let mut batch = Vec::new();
     let mut total = 0u64;
