@@ -270,6 +270,12 @@ pub fn update(
         hasher: None,
         frontier: 0,
     };
+    // The working file is hashed from the start, as far as its content is final.
+    let reader = work.file.try_clone().map_err(|e| Error::io(&tmp, e))?;
+    work.hasher = Some(PrefixHasher::start(reader, FileHashes::new(control)));
+    let bs = u64::from(h.blocksize);
+    let mut written = crate::known::KnownSet::new(control.blocks.len());
+    let mut written_frontier = 0usize;
     for seed in &seeds {
         if work.matcher.known().is_full() {
             break;
@@ -300,15 +306,36 @@ pub fn update(
         opts.progress
             .message(&format!("reading seed file {}", seed.display()));
         let mut reader = BufReader::with_capacity(0, &f);
-        if let Err(e) = work.matcher.scan(&mut reader) {
+        // Reused blocks go into the working file straight from the scan's buffers.
+        let mut write_error = None;
+        let file = &work.file;
+        let hasher = work.hasher.as_mut().expect("started above");
+        let res = work.matcher.scan_into(&mut reader, &mut |dst, data| {
+            file.write_all_at(data, dst).map_err(|e| {
+                let kind = e.kind();
+                write_error = Some(e);
+                std::io::Error::new(kind, "writing the working file failed")
+            })?;
+            // Whole blocks (the last one maybe short) are written: the hasher may go on.
+            let first = (dst / bs) as usize;
+            written.insert_range(first, ((dst + data.len() as u64).div_ceil(bs) - 1) as usize);
+            while written_frontier < written.universe() && written.contains(written_frontier) {
+                written_frontier += 1;
+            }
+            hasher.advance((written_frontier as u64 * bs).min(h.length));
+            Ok(())
+        });
+        if let Some(e) = write_error {
+            return Err(Error::io(&tmp, e));
+        }
+        if let Err(e) = res {
             opts.progress.message(&format!(
                 "error reading seed file {}: {}",
                 seed.display(),
                 crate::error::io_message(&e)
             ));
         }
-        let reuse = work.matcher.take_reuse();
-        crate::plan::copy_reuse(&reuse, &f, seed, &work.file, &tmp, h.length)?;
+        work.matcher.take_reuse();
         let known = known_bytes(&work.matcher, control);
         opts.progress.update(known, 0, h.length);
     }
@@ -325,9 +352,13 @@ pub fn update(
         .map_err(|e| Error::io(&tmp, e))?;
     fs::rename(&tmp, &part).map_err(|e| Error::io(&part, e))?;
     cleanup.disarm();
-    let reader = work.file.try_clone().map_err(|e| Error::io(&part, e))?;
-    work.hasher = Some(PrefixHasher::start(reader, FileHashes::new(control)));
     work.advance_frontier();
+    // The reused data starts on its way to the disk while the rest downloads.
+    let flusher = work
+        .file
+        .try_clone()
+        .ok()
+        .map(|f| std::thread::spawn(move || f.sync_data()));
 
     // Download what is missing, URL by URL, with bounded retries.
     let mut last_err: Option<String> = None;
@@ -389,6 +420,9 @@ pub fn update(
         )));
     }
     // The file reaches the disk while the hasher finishes.
+    if let Some(t) = flusher {
+        let _ = t.join(); // its error, if any, comes again from sync_all
+    }
     work.file.sync_all().map_err(|e| Error::io(&part, e))?;
     drop(work.file);
     let hasher = work.hasher.take().expect("started before the download");

@@ -80,7 +80,12 @@ pub struct Matcher<'c> {
     hints: Hints,
     threads: usize,
     chunk: usize,
+    /// Reuse found in the chunk being matched, for the sink (when there is one).
+    fresh: Option<Vec<Reuse>>,
 }
+
+/// Receives reused bytes as the scan finds them: `(target offset, bytes)`.
+pub type ReuseSink<'s> = dyn FnMut(u64, &[u8]) -> std::io::Result<()> + 's;
 
 /// Whether to go on reading the seed.
 #[derive(PartialEq, Eq)]
@@ -120,6 +125,7 @@ impl<'c> Matcher<'c> {
             hints: Hints::default(),
             threads: 0,
             chunk: CHUNK,
+            fresh: None,
         }
     }
 
@@ -155,6 +161,25 @@ impl<'c> Matcher<'c> {
     /// Scan one seed. Returns the seed's length. Blocks found are added to the known set and
     /// reuse instructions (with `src` offsets in this seed) to the reuse list.
     pub fn scan(&mut self, seed: &mut dyn Read) -> std::io::Result<u64> {
+        self.fresh = None;
+        self.scan_seed(seed, &mut |_, _| Ok(()))
+    }
+
+    /// [`Matcher::scan`], also handing every reused piece of the target to `sink` while the
+    /// seed's bytes are at hand (so they need not be read again). An error from the sink
+    /// ends the scan and is returned.
+    pub fn scan_into(
+        &mut self,
+        seed: &mut dyn Read,
+        sink: &mut ReuseSink<'_>,
+    ) -> std::io::Result<u64> {
+        self.fresh = Some(Vec::new());
+        let r = self.scan_seed(seed, sink);
+        self.fresh = None;
+        r
+    }
+
+    fn scan_seed(&mut self, seed: &mut dyn Read, sink: &mut ReuseSink<'_>) -> std::io::Result<u64> {
         self.next_match = None;
         self.digester.new_seed();
         self.hints = Hints::default();
@@ -172,7 +197,9 @@ impl<'c> Matcher<'c> {
         if threads < 2 || bs > MAX_PARALLEL_BLOCKSIZE || reader.at_eof() || self.known.is_full() {
             let mut next = Some(first);
             while let Some(c) = next {
-                if self.match_chunk(&c.data, c.base, c.len, &mut x) == Flow::Done {
+                let flow = self.match_chunk(&c.data, c.base, c.len, &mut x);
+                self.flush_fresh(&c.data, c.base, sink)?;
+                if flow == Flow::Done {
                     return reader.skip_rest();
                 }
                 reader.recycle(c.data);
@@ -180,7 +207,26 @@ impl<'c> Matcher<'c> {
             }
             return Ok(reader.seed_len());
         }
-        self.scan_parallel(reader, first, threads, &mut x)
+        self.scan_parallel(reader, first, threads, &mut x, sink)
+    }
+
+    /// Hand the reuse found in the chunk at `base` (whose bytes `buf` holds) to the sink.
+    fn flush_fresh(
+        &mut self,
+        buf: &[u8],
+        base: u64,
+        sink: &mut ReuseSink<'_>,
+    ) -> std::io::Result<()> {
+        let Some(fresh) = self.fresh.as_mut() else {
+            return Ok(());
+        };
+        for r in fresh.drain(..) {
+            // A match lies at a position of this chunk and its blocks within the bytes
+            // after it that the chunk holds.
+            let from = (r.src - base) as usize;
+            sink(r.dst, &buf[from..from + r.len as usize])?;
+        }
+        Ok(())
     }
 
     /// [`Matcher::scan`] with workers computing hints for the chunks ahead.
@@ -190,6 +236,7 @@ impl<'c> Matcher<'c> {
         first: Chunk,
         threads: usize,
         x: &mut u64,
+        sink: &mut ReuseSink<'_>,
     ) -> std::io::Result<u64> {
         struct Job {
             data: Arc<Vec<u8>>,
@@ -281,6 +328,10 @@ impl<'c> Matcher<'c> {
                 // Without hints (a worker failed) the chunk is simply rolled: same result.
                 self.hints = hints.recv().unwrap_or_default();
                 let flow = self.match_chunk(&data, base, len, x);
+                if let Err(e) = self.flush_fresh(&data, base, sink) {
+                    cancel.store(true, Ordering::Relaxed);
+                    break Err(e);
+                }
                 if let Ok(v) = Arc::try_unwrap(data) {
                     reader.recycle(v);
                 }
@@ -512,6 +563,13 @@ impl<'c> Matcher<'c> {
         let r = self.reuse.last_mut().expect("just pushed");
         if r.dst + r.len > self.length {
             r.len = self.length - r.dst;
+        }
+        if let Some(fresh) = &mut self.fresh {
+            fresh.push(Reuse {
+                dst,
+                src,
+                len: len.min(self.length - dst),
+            });
         }
         self.known.insert_range(first, last);
     }
@@ -758,6 +816,58 @@ mod tests {
             parallel_hints += m.hints.stops.len();
         }
         assert!(parallel_hints > 1000, "{parallel_hints}");
+    }
+
+    /// `scan_into` hands over exactly the reuse list, piece by piece, with the target's
+    /// bytes (zero padding past the seed's end included), for one thread and several.
+    #[test]
+    fn scan_into_hands_over_the_reused_bytes() {
+        let mut rng = Rng(7);
+        for case in 0..30 {
+            let bs = [16u32, 64, 1024][case % 3];
+            let len = 20_000 + rng.below(60_000);
+            let t = target(&mut rng, len);
+            let opts = MakeOptions {
+                blocksize: Some(bs),
+                ..Default::default()
+            };
+            let mut made = make(&mut &t[..], 0, &opts).unwrap();
+            made.header.hash_lengths = HashLengths::new(1 + (case % 2) as u32, 4, 16).unwrap();
+            let c = ControlFile::parse(&made.to_bytes()).unwrap();
+            let mut s = seed(&mut rng, &t);
+            // The target's last block at the seed's very end: matched with zero padding.
+            s.extend_from_slice(&t[t.len() - t.len() % bs as usize..]);
+            let mut plain = Matcher::new(&c).with_threads(1);
+            plain.scan(&mut &s[..]).unwrap();
+            let want = plain.take_reuse();
+            for (threads, chunk) in [(1, 0), (2, 100), (3, 1 << 20)] {
+                let mut got = Vec::new();
+                let mut m = Matcher::new(&c)
+                    .with_threads(threads)
+                    .with_chunk_size(chunk);
+                m.scan_into(&mut &s[..], &mut |dst, data| {
+                    let d = dst as usize;
+                    assert_eq!(data, &t[d..d + data.len()], "bytes for {dst}");
+                    got.push((dst, data.len() as u64));
+                    Ok(())
+                })
+                .unwrap();
+                let reuse = m.take_reuse();
+                assert_eq!(reuse, want, "case {case}");
+                // The pieces tile the reuse list's ranges, in order.
+                let mut pieces = got.iter().peekable();
+                for r in &reuse {
+                    let mut at = r.dst;
+                    while at < r.dst + r.len {
+                        let &(d, n) = pieces.next().expect("a piece");
+                        assert_eq!(d, at, "case {case}");
+                        at += n;
+                    }
+                    assert_eq!(at, r.dst + r.len);
+                }
+                assert!(pieces.next().is_none());
+            }
+        }
     }
 
     /// Hints only ever list real stops, and a seed the workers covered entirely is matched
