@@ -25,7 +25,7 @@ pub struct MakeOptions {
     pub mtime: Option<i64>,
     /// `URL` headers, in order.
     pub urls: Vec<String>,
-    /// Worker threads for block checksums (0 = all cores).
+    /// Threads for block checksums (0: one per core but one, which hashes the whole file).
     pub threads: usize,
     /// Also write the SHA-256 of the file (`File-Hash: SHA-256:…`, with `Safe: File-Hash`
     /// so zsync 0.6 clients still accept the file).
@@ -120,8 +120,9 @@ pub fn make(input: &mut (dyn Read + Send), size_hint: u64, opts: &MakeOptions) -
         Some(b) => check_blocksize(u64::from(b))?,
         None => default_blocksize(size_hint),
     } as usize;
+    // The SHA-1 has a thread (a core) of its own; by default the block sums use the rest.
     let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
         n => n,
     };
     // Chunks are whole blocks, about 4 MiB.

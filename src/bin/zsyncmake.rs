@@ -41,8 +41,15 @@ struct Args {
     /// check by clients that know it; zsync 0.6 clients still accept the file.
     #[arg(long = "sha256")]
     sha256: bool,
-    /// Threads for block checksums [default: all cores]. The output does not depend on it.
-    #[arg(short = 'j', long = "threads", value_name = "N", default_value_t = 0)]
+    /// Threads for block checksums [default: one per core but one, which computes the
+    /// SHA-1 meanwhile]. The output does not depend on it.
+    #[arg(
+        short = 'j',
+        long = "threads",
+        value_name = "N",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     threads: usize,
     /// The file to describe [default: standard input].
     input: Option<PathBuf>,
