@@ -24,11 +24,24 @@ pub(super) struct Stop {
     pub(super) k2: u32,
 }
 
+/// A stretch of the seed the worker examined position by position.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Covered {
+    pub(super) from: u64,
+    pub(super) to: u64,
+    /// The stops listed are all there are once `presumed[..need]` are known blocks.
+    pub(super) need: u32,
+}
+
 /// What a worker found in one chunk. Offsets are seed offsets.
 #[derive(Default, Debug)]
 pub(super) struct Hints {
-    /// Ascending, disjoint `[from, to)` stretches in which every stop is listed.
-    pub(super) covered: Vec<(u64, u64)>,
+    /// Ascending, disjoint stretches in which every stop is listed (but see `need`).
+    pub(super) covered: Vec<Covered>,
+    /// Blocks the worker presumed the matcher would have found by then (the ones it
+    /// guessed matches of), in the order it did. Positions where only such blocks have the
+    /// window's weak sums are not listed as stops.
+    pub(super) presumed: Vec<u32>,
     /// The stops in `covered`, ascending.
     pub(super) stops: Vec<Stop>,
     /// Strong checksums of windows, ascending by offset.
@@ -52,6 +65,7 @@ impl Hints {
 
     fn clear(&mut self) {
         self.covered.clear();
+        self.presumed.clear();
         self.stops.clear();
         self.digests.clear();
     }
@@ -65,12 +79,38 @@ pub(super) struct Speculator<'a> {
     pub(super) index: &'a Index,
 }
 
+/// A worker's own state, kept from chunk to chunk.
+pub(super) struct Workspace {
+    pub(super) dg: Digester,
+    /// The index's filter, thinned of presumed blocks for the current chunk.
+    filter: Vec<u64>,
+    /// Words of `filter` changed in this chunk.
+    touched: Vec<usize>,
+    /// Bit i: block i is presumed in this chunk.
+    presumed: Vec<u64>,
+}
+
+impl Workspace {
+    pub(super) fn new(spec: &Speculator<'_>) -> Workspace {
+        Workspace {
+            dg: Digester::new(spec.blocks.algorithm, spec.p.bs),
+            filter: spec.index.filter_words().to_vec(),
+            touched: Vec::new(),
+            presumed: vec![0; spec.p.n.div_ceil(64)],
+        }
+    }
+
+    fn is_presumed(&self, i: usize) -> bool {
+        self.presumed[i / 64] >> (i % 64) & 1 == 1
+    }
+}
+
 impl Speculator<'_> {
     /// Compute the hints for positions `[base, base + len)` of a seed into `out`; `buf` holds
     /// the seed bytes from `base`, at least `len + seq·B + 1` of them (zeros past the end).
     pub(super) fn hints(
         &self,
-        dg: &mut Digester,
+        ws: &mut Workspace,
         buf: &[u8],
         base: u64,
         len: usize,
@@ -78,13 +118,21 @@ impl Speculator<'_> {
     ) {
         let Speculator { p, blocks, index } = *self;
         out.clear();
+        // A fresh start: nothing presumed, the filter as the index has it.
+        for w in ws.touched.drain(..) {
+            ws.filter[w] = index.filter_words()[w];
+        }
+        ws.presumed.fill(0);
         let bs = p.bs;
         let seq2 = p.seq == 2;
         assert!(buf.len() > len + p.seq * bs);
-        // Pathological input (a weak collision at most positions) would make the lists huge:
-        // past this many entries the rest of the chunk is left to the matcher.
-        let budget = len / 16 + 64;
-        let f = index.filter(p.mask, bs, p.shift);
+        // Pathological input (weak collisions at most positions, huge buckets of duplicate
+        // blocks) would make the lists huge and the work far more than the matcher's: past
+        // this many stops, strong checksums of twice the chunk's bytes, or bucket entries
+        // examined, the rest of the chunk is left to the matcher.
+        let (max_stops, max_digests) = (len / 16 + 64, 2 * (len / bs) + 64);
+        let max_examined = len / 4 + 4096;
+        let mut examined = 0usize;
         let digest = |dg: &mut Digester, digests: &mut Vec<(u64, Digest)>, off: usize| {
             let x = base + off as u64;
             if let Some(&(at, d)) = digests.last() {
@@ -96,6 +144,14 @@ impl Speculator<'_> {
             digests.push((x, d));
             d
         };
+        let close = |out: &mut Hints, from: usize, to: u64| {
+            let need = out.presumed.len() as u32;
+            out.covered.push(Covered {
+                from: base + from as u64,
+                to,
+                need,
+            });
+        };
         let (mut r0, mut r1) = (Rsum::default(), Rsum::default());
         let mut rolled = false;
         let mut off = 0;
@@ -103,6 +159,8 @@ impl Speculator<'_> {
         // After a guessed match of block i, the window a block further probably holds block
         // i + 1: it is examined first, without the filter and the bucket.
         let mut expect: Option<usize> = None;
+        let mut hits: Vec<u32> = Vec::new();
+        let mut expanded: std::collections::HashSet<(usize, Digest)> = Default::default();
         while off < len {
             if !rolled {
                 if !(seq2 && expect.is_some()) {
@@ -115,6 +173,7 @@ impl Speculator<'_> {
             }
             let expected = expect.take();
             if expected.is_none() {
+                let f = index.filter_over(&ws.filter, p.mask, bs, p.shift);
                 off = if seq2 {
                     f.skip::<true>(buf, off, len, &mut r0, &mut r1)
                 } else {
@@ -127,18 +186,28 @@ impl Speculator<'_> {
             let k1 = r0.packed() & p.mask;
             let k2 = if seq2 { r1.packed() & p.mask } else { 0 };
             let x = base + off as u64;
+            let h = index.bucket(k1, k2);
+            // Like the matcher's CHECK, with the presumed blocks taken as known: a stop if a
+            // block that is not presumed has the window's weak sums; the guessed matches are
+            // all such blocks whose strong sums agree too.
             let mut weak = false;
-            let mut hit = None;
+            let mut presumed_only = false;
+            hits.clear();
             let (mut md0, mut md1): (Option<Digest>, Option<Digest>) = (None, None);
-            let mut check = |i: usize, weak: &mut bool, dg: &mut Digester, out: &mut Hints| {
+            let mut check = |i: usize, ws: &mut Workspace, out: &mut Hints| -> bool {
                 if i >= p.n || !weak_equal(blocks, p.seq, i, k1, k2) {
                     return false;
                 }
-                if !*weak {
-                    *weak = true;
+                if ws.is_presumed(i) {
+                    presumed_only = !weak;
+                    return false;
+                }
+                if !weak {
+                    weak = true;
+                    presumed_only = false;
                     out.stops.push(Stop { pos: x, k1, k2 });
                 }
-                let m0 = *md0.get_or_insert_with(|| digest(dg, &mut out.digests, off));
+                let m0 = *md0.get_or_insert_with(|| digest(&mut ws.dg, &mut out.digests, off));
                 if m0[..p.cb] != *blocks.strong(i) {
                     return false;
                 }
@@ -146,8 +215,8 @@ impl Speculator<'_> {
                     return true;
                 }
                 // A run of matches probably continues: hash ahead.
-                dg.run_next = x + bs as u64;
-                let m1 = *md1.get_or_insert_with(|| digest(dg, &mut out.digests, off + bs));
+                ws.dg.run_next = x + bs as u64;
+                let m1 = *md1.get_or_insert_with(|| digest(&mut ws.dg, &mut out.digests, off + bs));
                 if i + 1 < p.n {
                     m1[..p.cb] == *blocks.strong(i + 1)
                 } else {
@@ -155,31 +224,63 @@ impl Speculator<'_> {
                 }
             };
             if let Some(e) = expected {
-                if check(e, &mut weak, dg, out) {
-                    hit = Some(e);
+                if check(e, ws, out) {
+                    hits.push(e as u32);
                 }
             }
-            if hit.is_none() && (expected.is_none() || index.admits(k1, k2)) {
-                for &i in index.entries(index.bucket(k1, k2)) {
-                    if check(i as usize, &mut weak, dg, out) {
-                        hit = Some(i as usize);
-                        break;
+            // A guessed match also makes the matcher find every other block with the same
+            // sums there (duplicates): once per bucket and content, look for them.
+            let expand = if hits.is_empty() {
+                expected.is_none() || index.admits(k1, k2)
+            } else {
+                // The window's digest is among the last two computed (then its partner's).
+                let d0 = out.digests.iter().rev().take(2).find(|d| d.0 == x);
+                match d0 {
+                    Some(&(_, d)) => index.entries(h).len() > 1 && expanded.insert((h, d)),
+                    None => false,
+                }
+            };
+            if expand {
+                examined += index.entries(h).len();
+                for &i in index.entries(h) {
+                    if Some(i as usize) != expected && check(i as usize, ws, out) {
+                        hits.push(i);
                     }
                 }
             }
-            if out.stops.len() + out.digests.len() > budget {
-                out.covered.push((base + from as u64, x + 1));
+            if !weak && presumed_only {
+                // Only presumed blocks have these sums: thin the filter so that their
+                // windows are passed over from now on.
+                let (w, bits) = index.filter_word(h, |i| !ws.is_presumed(i as usize));
+                if ws.filter[w] != bits {
+                    ws.filter[w] = bits;
+                    ws.touched.push(w);
+                }
+            }
+            if out.stops.len() > max_stops
+                || out.digests.len() > max_digests
+                || examined > max_examined
+            {
+                close(out, from, x + 1);
                 from = len;
                 break;
             }
-            if let Some(i) = hit {
-                // Guess that the matcher takes this match: jump a block, leaving a gap.
-                out.covered.push((base + from as u64, x + 1));
+            if let Some(&i) = hits.first() {
+                // Guess that the matcher takes this match: jump a block, leaving a gap. It
+                // would also find every other block here with the same sums.
+                close(out, from, x + 1);
+                for &j in &hits {
+                    let j = j as usize;
+                    if !ws.is_presumed(j) {
+                        ws.presumed[j / 64] |= 1 << (j % 64);
+                        out.presumed.push(j as u32);
+                    }
+                }
                 off += bs;
                 from = off;
-                dg.run_next = base + off as u64;
+                ws.dg.run_next = base + off as u64;
                 rolled = false;
-                expect = Some(i + 1);
+                expect = Some(i as usize + 1);
                 if seq2 {
                     r0 = r1;
                 }
@@ -192,7 +293,7 @@ impl Speculator<'_> {
             off += 1;
         }
         if from < len {
-            out.covered.push((base + from as u64, base + len as u64));
+            close(out, from, base + len as u64);
         }
         out.digests.sort_unstable_by_key(|d| d.0);
         out.digests.dedup_by_key(|d| d.0);

@@ -122,6 +122,44 @@ impl Index {
         (hash(k1, k2) >> (32 - self.bits)) as usize
     }
 
+    /// The filter loop over `bits`, a copy of this index's filter words that its owner
+    /// may have thinned (see [`Index::filter_word`]).
+    pub(super) fn filter_over<'a>(
+        &self,
+        bits: &'a [u64],
+        mask: u32,
+        bs: usize,
+        shift: u32,
+    ) -> Filter<'a> {
+        Filter {
+            bits,
+            hash_bits: self.fbits,
+            mask,
+            bs,
+            shift,
+        }
+    }
+
+    /// The filter words.
+    pub(super) fn filter_words(&self) -> &[u64] {
+        &self.filter
+    }
+
+    /// The filter word of bucket `h` (its index and value) as it would be with only the
+    /// bucket's blocks for which `keep` holds.
+    pub(super) fn filter_word(&self, h: usize, keep: impl Fn(u32) -> bool) -> (usize, u64) {
+        const _: () = assert!(FILTER_EXTRA_BITS == 6, "one filter word per bucket");
+        let s = self.start[h] as usize;
+        let mut w = 0u64;
+        for k in s..s + self.live[h] as usize {
+            if keep(self.entries[k]) {
+                let f = (self.hashes[k] >> (32 - self.fbits)) as usize;
+                w |= 1 << (f % 64);
+            }
+        }
+        (h, w)
+    }
+
     /// Whether the filter admits window keys `(k1, k2)`: false means no block with these
     /// weak sums is in the index.
     #[inline]
