@@ -251,9 +251,10 @@ impl Speculator<'_> {
             if !weak && presumed_only {
                 // Only presumed blocks have these sums: thin the filter so that their
                 // windows are passed over from now on.
-                let (w, bits) = index.filter_word(h, |i| !ws.is_presumed(i as usize));
-                if ws.filter[w] != bits {
-                    ws.filter[w] = bits;
+                let (w, range, bits) = index.filter_bits(h, |i| !ws.is_presumed(i as usize));
+                let thinned = (ws.filter[w] & !range) | bits;
+                if ws.filter[w] != thinned {
+                    ws.filter[w] = thinned;
                     ws.touched.push(w);
                 }
             }
