@@ -110,20 +110,22 @@ impl Filter<'_> {
             let in0 = load(pos + bs);
             let (a0, b0, na0, nb0) = windows16(s0, out0, in0, shift);
             let k1 = keys(a0, b0, mask);
-            let (k2, next1) = if SEQ2 {
+            let (k2, next1, ab1) = if SEQ2 {
                 let in1 = load(pos + 2 * bs);
                 let (a1, b1, na1, nb1) = windows16(s1, in0, in1, shift);
-                (keys(a1, b1, mask), Rsum { a: na1, b: nb1 })
+                (keys(a1, b1, mask), Rsum { a: na1, b: nb1 }, (a1, b1))
             } else {
-                ((_mm256_setzero_si256(), _mm256_setzero_si256()), s1)
+                let z = _mm256_setzero_si256();
+                ((z, z), s1, (z, z))
             };
             // Two vectors of 8 keys: lanes [0-3, 8-11] and [4-7, 12-15].
             let mut hits = 0u32;
             for (half, (ka, kb)) in [(k1.0, k2.0), (k1.1, k2.1)].into_iter().enumerate() {
-                let h = _mm256_srl_epi32(
-                    _mm256_xor_si256(_mm256_mullo_epi32(ka, mul1), _mm256_mullo_epi32(kb, mul2)),
-                    down,
-                );
+                let mut x = _mm256_mullo_epi32(ka, mul1);
+                if SEQ2 {
+                    x = _mm256_xor_si256(x, _mm256_mullo_epi32(kb, mul2));
+                }
+                let h = _mm256_srl_epi32(x, down);
                 let w = _mm256_i32gather_epi32::<4>(words, _mm256_srli_epi32::<5>(h));
                 let bit = _mm256_srlv_epi32(w, _mm256_and_si256(h, low5));
                 let set = _mm256_slli_epi32::<31>(bit);
@@ -132,13 +134,24 @@ impl Filter<'_> {
                 hits |= (m & 0xf) << (4 * half) | (m >> 4) << (8 + 4 * half);
             }
             if hits != 0 {
-                // Reach the first admitted position with the plain loop (fewer than 16 steps).
-                *r0 = s0;
-                *r1 = s1;
-                let first = pos + hits.trailing_zeros() as usize;
-                let got = self.skip_plain::<SEQ2>(buf, pos, first + 1, r0, r1);
-                debug_assert_eq!(got, first);
-                return got;
+                // The sums of the first admitted window are in its lanes.
+                let j = hits.trailing_zeros() as usize;
+                let lane = |v: __m256i| {
+                    let mut l = [0u16; 16];
+                    _mm256_storeu_si256(l.as_mut_ptr() as *mut __m256i, v);
+                    l[j]
+                };
+                *r0 = Rsum {
+                    a: lane(a0),
+                    b: lane(b0),
+                };
+                if SEQ2 {
+                    *r1 = Rsum {
+                        a: lane(ab1.0),
+                        b: lane(ab1.1),
+                    };
+                }
+                return pos + j;
             }
             s0 = Rsum { a: na0, b: nb0 };
             s1 = next1;
