@@ -118,6 +118,26 @@ impl Filter<'_> {
                 let z = _mm256_setzero_si256();
                 ((z, z), s1, (z, z))
             };
+            // Runs of zeros (or of data repeating every block) give sixteen equal windows:
+            // one scalar test instead of the gathers.
+            let eq = |v: __m256i, x: u16| _mm256_cmpeq_epi16(v, _mm256_set1_epi16(x as i16));
+            let mut same = _mm256_and_si256(eq(a0, s0.a), eq(b0, s0.b));
+            if SEQ2 {
+                same = _mm256_and_si256(same, _mm256_and_si256(eq(ab1.0, s1.a), eq(ab1.1, s1.b)));
+            }
+            if _mm256_movemask_epi8(same) == -1 {
+                let k2 = if SEQ2 { s1.packed() & self.mask } else { 0 };
+                let h = (hash(s0.packed() & self.mask, k2) >> (32 - self.hash_bits)) as usize;
+                if self.bits[h / 64] >> (h % 64) & 1 == 1 {
+                    *r0 = s0;
+                    *r1 = s1;
+                    return pos;
+                }
+                s0 = Rsum { a: na0, b: nb0 };
+                s1 = next1;
+                pos += 16;
+                continue;
+            }
             // Two vectors of 8 keys: lanes [0-3, 8-11] and [4-7, 12-15].
             let mut hits = 0u32;
             for (half, (ka, kb)) in [(k1.0, k2.0), (k1.1, k2.1)].into_iter().enumerate() {
@@ -255,6 +275,11 @@ mod tests {
                                 *w |= 1 << b;
                             }
                         }
+                    }
+                    if density == 1 {
+                        // Zero runs admitted (the sixteen-equal-windows path stops there).
+                        let z = (hash(0, 0) >> (32 - hash_bits)) as usize;
+                        bits[z / 64] |= 1 << (z % 64);
                     }
                     let f = Filter {
                         bits: &bits,
