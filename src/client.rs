@@ -273,6 +273,12 @@ pub fn update(
     // The working file is hashed from the start, as far as its content is final.
     let reader = work.file.try_clone().map_err(|e| Error::io(&tmp, e))?;
     work.hasher = Some(PrefixHasher::start(reader, FileHashes::new(control)));
+    // And it goes to the disk as it is written.
+    let mut flusher = work
+        .file
+        .try_clone()
+        .ok()
+        .map(crate::fsutil::Flusher::start);
     let bs = u64::from(h.blocksize);
     let mut written = crate::known::KnownSet::new(control.blocks.len());
     let mut written_frontier = 0usize;
@@ -323,6 +329,9 @@ pub fn update(
                 written_frontier += 1;
             }
             hasher.advance((written_frontier as u64 * bs).min(h.length));
+            if let Some(f) = &mut flusher {
+                f.wrote(data.len() as u64);
+            }
             Ok(())
         });
         if let Some(e) = write_error {
@@ -353,12 +362,10 @@ pub fn update(
     fs::rename(&tmp, &part).map_err(|e| Error::io(&part, e))?;
     cleanup.disarm();
     work.advance_frontier();
-    // The reused data starts on its way to the disk while the rest downloads.
-    let flusher = work
-        .file
-        .try_clone()
-        .ok()
-        .map(|f| std::thread::spawn(move || f.sync_data()));
+    // The rest of the reused data goes to the disk while the rest downloads.
+    if let Some(f) = &mut flusher {
+        f.kick();
+    }
 
     // Download what is missing, URL by URL, with bounded retries.
     let mut last_err: Option<String> = None;
@@ -420,8 +427,8 @@ pub fn update(
         )));
     }
     // The file reaches the disk while the hasher finishes.
-    if let Some(t) = flusher {
-        let _ = t.join(); // its error, if any, comes again from sync_all
+    if let Some(f) = flusher {
+        f.finish(); // its errors, if any, come again from sync_all
     }
     work.file.sync_all().map_err(|e| Error::io(&part, e))?;
     drop(work.file);

@@ -53,6 +53,67 @@ pub fn write_atomically(
     result
 }
 
+/// Sends a file's data to the disk in the background while the file is being written, so
+/// that the final `fsync` before it is installed has little left to do.
+pub struct Flusher {
+    tx: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    unflushed: u64,
+}
+
+/// Written bytes between two background flushes.
+const FLUSH_STEP: u64 = 32 << 20;
+
+impl Flusher {
+    /// Start flushing `file` (a handle to the file being written) when told to.
+    pub fn start(file: std::fs::File) -> Flusher {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            while rx.recv().is_ok() {
+                while rx.try_recv().is_ok() {}
+                // Errors come back from the final fsync, which the caller checks.
+                let _ = file.sync_data();
+            }
+        });
+        Flusher {
+            tx: Some(tx),
+            thread: Some(thread),
+            unflushed: 0,
+        }
+    }
+
+    /// `n` more bytes were written: flush now and then.
+    pub fn wrote(&mut self, n: u64) {
+        self.unflushed += n;
+        if self.unflushed >= FLUSH_STEP {
+            self.kick();
+        }
+    }
+
+    /// Flush what was written so far (in the background).
+    pub fn kick(&mut self) {
+        self.unflushed = 0;
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Wait for the background flushes to end.
+    pub fn finish(mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        // Stop without waiting: the thread ends after its current flush.
+        self.tx = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
