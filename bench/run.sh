@@ -31,9 +31,11 @@
 #               prints "Read <seed>. Target N% complete." and then gives up on the URL. We time
 #               from process start to that line (stderr is timestamped as it arrives), so
 #               Debian's scan time includes parsing the .zsync and writing matched blocks, but
-#               not what it does after giving up (it SHA-1s the incomplete .part). Ours does
-#               not write blocks, so the same phase of our *client* is also reported: see
-#               "client scan phase" under (3).  MB/s = size of old / time.
+#               not what it does after giving up (it SHA-1s the incomplete .part). The row
+#               "scan (both: Debian's .zsync)" times ours on new.debian.zsync (2-byte rolling
+#               sums, seq_matches 2: many more weak collisions) against the same Debian scan.
+#               Ours does not write blocks, so the same phase of our *client* is also
+#               reported: see "client scan phase" under (3).  MB/s = size of old / time.
 #   (3) update  from an nginx on 127.0.0.1:BENCH_PORT started by this script:
 #               ours   zsync -i old -o out http://127.0.0.1:PORT/new.ours.zsync
 #               Debian /usr/bin/zsync -i old -o out http://127.0.0.1:PORT/new.debian.zsync
@@ -292,6 +294,13 @@ print("%.1f %d" % (100.0 * (n - d) / max(n, 1), d))' "$base.out")"
       fi
     fi
     if [ -s "$deb_zs" ]; then
+      # ours on Debian's .zsync (2-byte rolling sums, seq 2: many weak collisions)
+      cd "$w/scan-ours"
+      base=$w/scan-ours/ours-debzs.$r
+      run_timed "$base" "$OUR_RANGES" "$deb_zs" "$OLD"
+      if [ "$T_RC" = 0 ]; then add "$pair/scan-debzs/ours" "$T_WALL" "$T_RSS"; else fail "$pair/scan-debzs/ours" "exit $T_RC" "$base"; fi
+    fi
+    if [ -s "$deb_zs" ]; then
       cd "$w/scan-debian"
       rm -f out out.part out.zs-old rcksum-*
       base=$w/scan-debian/debian.$r
@@ -392,6 +401,7 @@ report() {
     row "$pair" make make "${SIZE_NEW[$pair]}"
     if [ "$MAKE_J1" = 1 ]; then row "$pair" make "make (ours -j 1)" "${SIZE_NEW[$pair]}" "$pair/make-j1/ours"; fi
     row "$pair" scan "scan" "${SIZE_OLD[$pair]}"
+    row "$pair" scan "scan (both: Debian's .zsync)" "${SIZE_OLD[$pair]}" "$pair/scan-debzs/ours"
     row "$pair" update "update" "${SIZE_NEW[$pair]}"
     row "$pair" scanphase "client scan phase" "${SIZE_OLD[$pair]}"
   done
