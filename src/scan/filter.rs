@@ -4,7 +4,7 @@
 
 use crate::rsum::Rsum;
 
-use super::index::{hash, HASH_MUL1, HASH_MUL2};
+use super::index::{filter_mask, hash, HASH_MUL1, HASH_MUL2};
 
 /// What the hot loop needs to reject a window: the bucket-occupancy bits and the hash.
 pub(super) struct Filter<'a> {
@@ -60,8 +60,8 @@ impl Filter<'_> {
         while i < n {
             let k1 = r0.packed() & self.mask;
             let k2 = if SEQ2 { r1.packed() & self.mask } else { 0 };
-            let h = (hash(k1, k2) >> (32 - self.hash_bits)) as usize;
-            if self.bits[h / 64] >> (h % 64) & 1 == 1 {
+            let (w, m) = filter_mask(hash(k1, k2), self.hash_bits);
+            if self.bits[w] & m == m {
                 break;
             }
             r0.roll(out0[i], in0[i], self.shift);
@@ -97,6 +97,7 @@ impl Filter<'_> {
         let mul1 = _mm256_set1_epi32(HASH_MUL1 as i32);
         let mul2 = _mm256_set1_epi32(HASH_MUL2 as i32);
         let down = _mm_cvtsi32_si128(32 - self.hash_bits as i32);
+        let down2 = _mm_cvtsi32_si128(32 - (self.hash_bits + 5).min(32) as i32);
         let low5 = _mm256_set1_epi32(31);
         let words = self.bits.as_ptr() as *const i32;
         let mut pos = off;
@@ -127,8 +128,8 @@ impl Filter<'_> {
             }
             if _mm256_movemask_epi8(same) == -1 {
                 let k2 = if SEQ2 { s1.packed() & self.mask } else { 0 };
-                let h = (hash(s0.packed() & self.mask, k2) >> (32 - self.hash_bits)) as usize;
-                if self.bits[h / 64] >> (h % 64) & 1 == 1 {
+                let (w, m) = filter_mask(hash(s0.packed() & self.mask, k2), self.hash_bits);
+                if self.bits[w] & m == m {
                     *r0 = s0;
                     *r1 = s1;
                     return pos;
@@ -145,10 +146,13 @@ impl Filter<'_> {
                 if SEQ2 {
                     x = _mm256_xor_si256(x, _mm256_mullo_epi32(kb, mul2));
                 }
+                // As `filter_mask`: the bucket's 32-bit word, two bits of it.
                 let h = _mm256_srl_epi32(x, down);
                 let w = _mm256_i32gather_epi32::<4>(words, _mm256_srli_epi32::<5>(h));
-                let bit = _mm256_srlv_epi32(w, _mm256_and_si256(h, low5));
-                let set = _mm256_slli_epi32::<31>(bit);
+                let bit1 = _mm256_srlv_epi32(w, _mm256_and_si256(h, low5));
+                let h2 = _mm256_and_si256(_mm256_srl_epi32(x, down2), low5);
+                let bit2 = _mm256_srlv_epi32(w, h2);
+                let set = _mm256_slli_epi32::<31>(_mm256_and_si256(bit1, bit2));
                 let m = _mm256_movemask_ps(_mm256_castsi256_ps(set)) as u32;
                 // Bits 0-3 are positions 4·half + 0..4, bits 4-7 positions 8 + 4·half + 0..4.
                 hits |= (m & 0xf) << (4 * half) | (m >> 4) << (8 + 4 * half);
@@ -266,7 +270,7 @@ mod tests {
             .collect();
         for &bs in &[1usize, 2, 8, 32, 1024, 4096] {
             for &mask in &[0xffff_ffffu32, 0x00ff_ffff, 0xffff] {
-                for &density in &[0u64, 1, 8, 64] {
+                for &density in &[0u64, 1, 8, 64, 512] {
                     let hash_bits = 12;
                     let mut bits = vec![0u64; (1 << hash_bits) / 64];
                     for w in bits.iter_mut() {
@@ -278,8 +282,8 @@ mod tests {
                     }
                     if density == 1 {
                         // Zero runs admitted (the sixteen-equal-windows path stops there).
-                        let z = (hash(0, 0) >> (32 - hash_bits)) as usize;
-                        bits[z / 64] |= 1 << (z % 64);
+                        let (w, m) = filter_mask(hash(0, 0), hash_bits);
+                        bits[w] |= m;
                     }
                     let f = Filter {
                         bits: &bits,

@@ -13,15 +13,27 @@ use super::filter::Filter;
 pub(super) const HASH_MUL1: u32 = 0x9E37_79B1;
 pub(super) const HASH_MUL2: u32 = 0x85EB_CA77;
 
-/// Filter bits per bucket, as a power of two: 32 bits, i.e. 64 bits per target block, so
-/// a window that matches no block passes the filter with a probability of at most 1/64
-/// (8 bytes per block; 128 bits per block measured a few per cent faster on the 1 GiB
-/// pair but took 15 MiB more for the copies the scan threads keep).
+/// Filter bits per bucket, as a power of two: 32 bits (one 32-bit word, which the AVX2
+/// loop gathers), i.e. 64 bits per target block. A block sets two bits of its bucket's
+/// word (see [`filter_mask`]), so a window that matches no block passes the filter with a
+/// probability of about 1/1000.
 pub(super) const FILTER_EXTRA_BITS: u32 = 5;
 const _: () = assert!(
-    FILTER_EXTRA_BITS <= 6,
-    "a bucket's filter bits must fit one word"
+    FILTER_EXTRA_BITS == 5,
+    "filter_mask and the AVX2 loop take a bucket's bits as one 32-bit word"
 );
+
+/// The filter bits of a hash when the filter has `2^fbits` bits: the index of the `u64`
+/// word that holds them and a mask of the two bits, both in the bucket's 32 bits: the
+/// five hash bits after the bucket's choose one, the next five the other. A window passes
+/// when both are set.
+#[inline(always)]
+pub(super) fn filter_mask(hash: u32, fbits: u32) -> (usize, u64) {
+    let f = (hash >> (32 - fbits)) as usize;
+    let second = (hash >> (32 - (fbits + 5).min(32))) as usize & 31;
+    let bucket_bit0 = (f & !31) % 64;
+    (f / 64, 1u64 << (f % 64) | 1u64 << (bucket_bit0 + second))
+}
 
 /// Hash of a window key (`k2` = 0 unless seq = 2), multiplicative. Its top bits choose the
 /// bucket, and more of its top bits the bit of the filter, so every filter bit belongs to
@@ -92,8 +104,8 @@ impl Index {
             entries[fill[b] as usize] = i as u32;
             entry_hashes[fill[b] as usize] = h;
             fill[b] += 1;
-            let f = (h >> (32 - fbits)) as usize;
-            filter[f / 64] |= 1 << (f % 64);
+            let (w, m) = filter_mask(h, fbits);
+            filter[w] |= m;
         }
         Index {
             bits,
@@ -157,8 +169,7 @@ impl Index {
         let mut bits = 0u64;
         for k in s..s + self.live[h] as usize {
             if keep(self.entries[k]) {
-                let f = (self.hashes[k] >> (32 - self.fbits)) as usize;
-                bits |= 1 << (f % 64);
+                bits |= filter_mask(self.hashes[k], self.fbits).1;
             }
         }
         (first / 64, range, bits)
@@ -168,8 +179,8 @@ impl Index {
     /// weak sums is in the index.
     #[inline]
     pub(super) fn admits(&self, k1: u32, k2: u32) -> bool {
-        let f = (hash(k1, k2) >> (32 - self.fbits)) as usize;
-        self.filter[f / 64] >> (f % 64) & 1 == 1
+        let (w, m) = filter_mask(hash(k1, k2), self.fbits);
+        self.filter[w] & m == m
     }
 
     /// The blocks in bucket `h`, ascending (known ones may not have left yet).
@@ -203,8 +214,8 @@ impl Index {
         let range_mask = (u64::MAX >> (64 - per)) << (first % 64);
         self.filter[first / 64] &= !range_mask;
         for &hh in &self.hashes[start..w] {
-            let f = (hh >> (32 - self.fbits)) as usize;
-            self.filter[f / 64] |= 1 << (f % 64);
+            let (w, m) = filter_mask(hh, self.fbits);
+            self.filter[w] |= m;
         }
     }
 }
