@@ -137,6 +137,21 @@ impl Filter<'_> {
                 s0 = Rsum { a: na0, b: nb0 };
                 s1 = next1;
                 pos += 16;
+                // In a run of zeros the windows stay all-zero (and rejected) until a
+                // non-zero byte enters: go there directly.
+                let ctx = if SEQ2 { 2 * bs } else { bs };
+                if s0 == Rsum::default()
+                    && (!SEQ2 || s1 == Rsum::default())
+                    && pos < end
+                    && buf[pos..pos + ctx].iter().all(|&b| b == 0)
+                {
+                    let entering = &buf[pos + ctx..end + ctx];
+                    let zeros = entering
+                        .iter()
+                        .position(|&b| b != 0)
+                        .unwrap_or(entering.len());
+                    pos += zeros;
+                }
                 continue;
             }
             // Two vectors of 8 keys: lanes [0-3, 8-11] and [4-7, 12-15].
