@@ -182,8 +182,9 @@ fn big_ranges_are_split_and_fetched_in_parallel() {
     assert!(log.iter().all(|l| l.range_count() == 1));
 }
 
-/// The first request runs alone (it shows how the server answers), so it is small: a big
-/// first range is split, and the rest goes out in parallel requests afterwards.
+/// The first request runs alone (it shows how the server answers), so it is small: its
+/// ranges are cut to 256 KiB in all (still two of them, to learn whether the server answers
+/// several ranges); the rest goes out in parallel requests afterwards.
 #[test]
 fn the_probe_is_small() {
     let s = setup(3_000_000, Mode::Normal);
@@ -191,9 +192,23 @@ fn the_probe_is_small() {
     let ranges = [br(0, 2_000_000), br(2_500_000, 2_600_000)];
     fetch_ok(&mut f, &s, &ranges);
     let log = s.server.requests();
-    assert_eq!(log[0].range.as_deref(), Some("bytes=0-262143"), "{log:?}");
-    assert!(log.len() >= 2, "{log:?}");
-    assert!(log[1..].iter().all(|l| l.status == 206));
+    assert_eq!(
+        log[0].range.as_deref(),
+        Some("bytes=0-131071,2500000-2599999"),
+        "{log:?}"
+    );
+    assert_eq!(log.len(), 2, "{log:?}");
+}
+
+/// Large ranges are not cut into probe-sized requests: a 40 MB download takes the probe
+/// and then pieces of at most 16 MiB.
+#[test]
+fn a_large_download_takes_few_requests() {
+    let s = setup(40_000_000, Mode::Normal);
+    let mut f = fetcher();
+    fetch_ok(&mut f, &s, &[br(0, 40_000_000)]);
+    let log = s.server.requests();
+    assert!(log.len() <= 1 + 3, "{} requests: {log:?}", log.len());
 }
 
 #[test]

@@ -312,20 +312,12 @@ fn schedule(
             && exclusive.is_none()
             && session.running.len() < cfg.parallel
         {
-            let (batch, from_singles) = if let Some(r) = singles.pop_front() {
+            let (mut batch, from_singles) = if let Some(r) = singles.pop_front() {
                 (vec![r], true)
             } else if !queue.is_empty() {
                 let multi_ok = http && cfg.multi_range && state.multi != Tri::No;
                 let n = if multi_ok { cfg.max_ranges } else { 1 };
-                if http && (state.ranges != Tri::Yes || (multi_ok && state.multi == Tri::Unknown)) {
-                    // A probe runs alone, so it is kept small: at most PROBE_BYTES (the
-                    // front range is split if need be).
-                    let max = PROBE_BYTES.min(cfg.max_request_bytes);
-                    split_front(&mut queue, max);
-                    (take_batch(&mut queue, n, max), false)
-                } else {
-                    (take_batch(&mut queue, n, cfg.max_request_bytes), false)
-                }
+                (take_batch(&mut queue, n, cfg.max_request_bytes), false)
             } else {
                 break;
             };
@@ -343,6 +335,14 @@ fn schedule(
                     back.push_front(r);
                 }
                 break;
+            }
+            if must_be_alone && !from_singles {
+                // A request that runs alone is kept small, so the others start soon.
+                shrink_probe(
+                    &mut batch,
+                    &mut queue,
+                    PROBE_BYTES.min(cfg.max_request_bytes),
+                );
             }
             match session.launch(Spec::Ranges(batch)) {
                 Ok(id) => {
@@ -425,17 +425,35 @@ fn schedule(
 }
 
 /// Up to `n` ranges from the front of `queue`, at most `max_bytes` in total (at least one).
-/// Split the first range of `queue` so that it is at most `max` bytes long.
-fn split_front(queue: &mut VecDeque<ByteRange>, max: u64) {
-    if let Some(r) = queue.front_mut() {
-        if r.len() > max {
-            let rest = ByteRange {
-                start: r.start + max,
-                end: r.end,
-            };
-            r.end = r.start + max;
-            queue.insert(1, rest);
+/// Cut a probe down to about `limit` bytes: the ranges that fit, but at least two when it
+/// has several (so that it still shows how the server answers several ranges), cut short
+/// if need be. What is cut off goes back to the front of `queue`, in order.
+fn shrink_probe(batch: &mut Vec<ByteRange>, queue: &mut VecDeque<ByteRange>, limit: u64) {
+    let mut total = 0u64;
+    let mut keep = 0;
+    for r in batch.iter() {
+        if keep >= 2 && total.saturating_add(r.len()) > limit {
+            break;
         }
+        total = total.saturating_add(r.len());
+        keep += 1;
+    }
+    let mut back: Vec<ByteRange> = batch.drain(keep..).collect();
+    if total > limit {
+        let per = (limit / keep.max(1) as u64).max(1);
+        for r in batch.iter_mut() {
+            if r.len() > per {
+                back.push(ByteRange {
+                    start: r.start + per,
+                    end: r.end,
+                });
+                r.end = r.start + per;
+            }
+        }
+    }
+    back.sort();
+    for r in back.into_iter().rev() {
+        queue.push_front(r);
     }
 }
 
