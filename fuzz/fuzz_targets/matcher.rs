@@ -338,6 +338,24 @@ fuzz_target!(|data: &[u8]| {
         plan
     };
     assert_eq!(plan.length, tl as u64);
+    // The threaded scan (tiny chunks, so seams everywhere) finds exactly what the
+    // sequential one does.
+    let run = |threads: usize, chunk: usize| {
+        let mut m = Matcher::new(&c).with_threads(threads).with_chunk_size(chunk);
+        if premark && n > 0 {
+            m.mark_known(ma % n, mb % n);
+        }
+        let mut found = Vec::new();
+        for s in &seeds {
+            m.scan(&mut &s[..]).expect("reading a slice");
+            found.push(m.take_reuse());
+        }
+        (found, m.known().missing_runs())
+    };
+    assert!(
+        run(1, 1 << 20) == run(2, 1 + ma % 200),
+        "worker threads changed the result"
+    );
 
     // Download ranges.
     let mut prev_end: Option<u64> = None;
