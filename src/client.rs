@@ -73,7 +73,8 @@ pub fn old_path(output: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Most partial blocks kept at once (bounded memory: at most this many blocks).
+/// Most partial buffers kept at once (bounded memory: each holds less than eight blocks
+/// and a part of one).
 const MAX_PENDING: usize = 64;
 
 /// The working file and what is known of it.
@@ -96,6 +97,38 @@ struct Work<'c> {
 impl Work<'_> {
     fn bs(&self) -> u64 {
         u64::from(self.control.header.blocksize)
+    }
+
+    /// Blocks checked at once: eight with the multi-buffer MD4 (for blocks of at most
+    /// 32 KiB, so that what waits stays small), else one.
+    fn batch(&self) -> usize {
+        let bs = self.bs();
+        let md4x8 = self.control.blocks.algorithm == strong::StrongHash::Md4
+            && bs % 64 == 0
+            && bs <= 32 << 10
+            && crate::md4x8::available();
+        if md4x8 {
+            8
+        } else {
+            1
+        }
+    }
+
+    /// Check and store the whole blocks still waiting in partial buffers (a fetch ended).
+    fn flush_pending(&mut self) -> Result<(), FetchError> {
+        let length = self.control.header.length;
+        let bs = self.bs();
+        for (start, buf) in std::mem::take(&mut self.pending) {
+            let mut n = buf.len() / bs as usize * bs as usize;
+            if start + buf.len() as u64 == length {
+                n = buf.len();
+            }
+            if n > 0 {
+                self.offer_blocks((start / bs) as usize, &buf[..n])?;
+            }
+        }
+        self.advance_frontier();
+        Ok(())
     }
 
     /// Let the hasher go on up to the first block not known yet.
@@ -187,8 +220,11 @@ impl RangeSink for Work<'_> {
             return Ok(());
         }
         buf.truncate((length - start).min(buf.len() as u64) as usize);
-        // Whole blocks, and the target's short last block when it is complete.
-        let mut pos = buf.len() / bs as usize * bs as usize;
+        // Whole blocks, and the target's short last block when it is complete. When blocks
+        // are checked eight at a time, fewer than eight wait for more (or for
+        // `flush_pending`).
+        let whole = buf.len() / bs as usize;
+        let mut pos = whole / self.batch() * self.batch() * bs as usize;
         if start + buf.len() as u64 == length {
             pos = buf.len();
         }
@@ -198,7 +234,13 @@ impl RangeSink for Work<'_> {
         if pos < buf.len() {
             buf.drain(..pos);
             if self.pending.len() >= MAX_PENDING {
-                self.pending.remove(0);
+                // The oldest waits no longer: its whole blocks are checked now, the part of
+                // a block after them is dropped (fetched again later).
+                let (s, b) = self.pending.remove(0);
+                let n = b.len() / bs as usize * bs as usize;
+                if n > 0 {
+                    self.offer_blocks((s / bs) as usize, &b[..n])?;
+                }
             }
             self.pending.push((start + pos as u64, buf));
         }
@@ -379,8 +421,11 @@ pub fn update(
                 crate::fetch::url::redact_url(url)
             ));
             work.pending.clear();
-            let res = fetcher.fetch_ranges(url, &missing, &mut work);
-            work.pending.clear();
+            let mut res = fetcher.fetch_ranges(url, &missing, &mut work);
+            // The blocks still waiting to be checked (a write error there is fatal).
+            if let Err(e) = work.flush_pending() {
+                res = Err(e);
+            }
             opts.progress.update(
                 known_bytes(&work.matcher, control),
                 work.downloaded,
@@ -551,6 +596,7 @@ mod tests {
         let mut bad = data[..10240].to_vec();
         bad[5000] ^= 1;
         w.data(0, &bad).unwrap();
+        w.flush_pending().unwrap();
         assert_eq!(w.matcher.known().count(), 9);
         // Three block-aligned streams (as requests are), cut into odd-sized chunks, interleaved.
         let thirds = [
@@ -574,6 +620,7 @@ mod tests {
         }
         // Data past the end is ignored.
         w.data(data.len() as u64, b"junk").unwrap();
+        w.flush_pending().unwrap();
         assert!(w.matcher.known().is_full());
         w.file.set_len(data.len() as u64).unwrap();
         assert_eq!(fs::read(&path).unwrap(), data);
