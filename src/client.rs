@@ -133,10 +133,7 @@ impl Work<'_> {
 
     /// Let the hasher go on up to the first block not known yet.
     fn advance_frontier(&mut self) {
-        let known = self.matcher.known();
-        while self.frontier < known.universe() && known.contains(self.frontier) {
-            self.frontier += 1;
-        }
+        self.frontier = self.matcher.known().next_missing(self.frontier);
         let upto = (self.frontier as u64 * self.bs()).min(self.control.header.length);
         if let Some(h) = &mut self.hasher {
             h.advance(upto);
@@ -367,9 +364,7 @@ pub fn update(
             // Whole blocks (the last one maybe short) are written: the hasher may go on.
             let first = (dst / bs) as usize;
             written.insert_range(first, ((dst + data.len() as u64).div_ceil(bs) - 1) as usize);
-            while written_frontier < written.universe() && written.contains(written_frontier) {
-                written_frontier += 1;
-            }
+            written_frontier = written.next_missing(written_frontier);
             hasher.advance((written_frontier as u64 * bs).min(h.length));
             if let Some(f) = &mut flusher {
                 f.wrote(data.len() as u64);

@@ -101,16 +101,26 @@ impl KnownSet {
         Some(next_word * 64 + w.trailing_zeros() as usize)
     }
 
+    /// The smallest block `>= i` that is not known, or the universe size if there is none.
+    pub fn next_missing(&self, mut i: usize) -> usize {
+        while i < self.n {
+            // Known blocks from i on in this word (the bits above the word's end are zero).
+            let ones = (!(self.levels[0][i / 64] >> (i % 64))).trailing_zeros() as usize;
+            if ones == 0 {
+                return i;
+            }
+            i += ones;
+        }
+        self.n
+    }
+
     /// Maximal runs `[start, end)` of blocks that are not known, ascending.
     pub fn missing_runs(&self) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
         let mut i = 0;
         while i < self.n {
             if self.contains(i) {
-                // Skip known blocks word-wise.
-                let w = self.levels[0][i / 64] >> (i % 64);
-                let ones = (!w).trailing_zeros() as usize;
-                i += ones.max(1);
+                i = self.next_missing(i);
                 continue;
             }
             let j = self.next_known(i);
@@ -146,6 +156,8 @@ mod tests {
             for i in (0..=n).step_by(1 + n / 2000) {
                 let want = (i..n).find(|&j| plain[j]).unwrap_or(n);
                 assert_eq!(k.next_known(i), want, "n {n} i {i}");
+                let want = (i..n).find(|&j| !plain[j]).unwrap_or(n);
+                assert_eq!(k.next_missing(i), want, "n {n} i {i}");
             }
             let mut runs = Vec::new();
             let mut i = 0;

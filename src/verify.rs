@@ -70,9 +70,14 @@ impl FileHashes {
     }
 }
 
-/// Hash bytes `[from, to)` of `file` into `hashes`.
-fn hash_range(file: &File, hashes: &mut FileHashes, from: u64, to: u64) -> std::io::Result<()> {
-    let mut buf = vec![0u8; (1 << 20).min(to.saturating_sub(from)) as usize];
+/// Hash bytes `[from, to)` of `file` into `hashes`, reading through `buf` (not empty).
+fn hash_range(
+    file: &File,
+    hashes: &mut FileHashes,
+    buf: &mut [u8],
+    from: u64,
+    to: u64,
+) -> std::io::Result<()> {
     let mut at = from;
     while at < to {
         let want = (to - at).min(buf.len() as u64) as usize;
@@ -94,7 +99,8 @@ pub fn verify(control: &ControlFile, path: &Path) -> Result<()> {
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut hashes = FileHashes::new(control);
     let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
-    hash_range(&f, &mut hashes, 0, len).map_err(|e| Error::io(path, e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    hash_range(&f, &mut hashes, &mut buf, 0, len).map_err(|e| Error::io(path, e))?;
     hashes.check(control, path)
 }
 
@@ -115,12 +121,13 @@ impl PrefixHasher {
         let thread = std::thread::spawn(move || {
             let mut hashes = hashes;
             let mut hashed = 0u64;
+            let mut buf = vec![0u8; 1 << 20];
             while let Ok(mut upto) = rx.recv() {
                 while let Ok(u) = rx.try_recv() {
                     upto = upto.max(u);
                 }
                 if upto > hashed {
-                    hash_range(&file, &mut hashes, hashed, upto)?;
+                    hash_range(&file, &mut hashes, &mut buf, hashed, upto)?;
                     hashed = upto;
                 }
             }

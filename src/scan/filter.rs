@@ -37,6 +37,24 @@ impl Filter<'_> {
         self.skip_plain::<SEQ2>(buf, off, end, r0, r1)
     }
 
+    /// [`Filter::skip`] for seq = 2 (`seq2`) or seq = 1.
+    #[inline]
+    pub(super) fn skip_seq(
+        &self,
+        seq2: bool,
+        buf: &[u8],
+        off: usize,
+        end: usize,
+        r0: &mut Rsum,
+        r1: &mut Rsum,
+    ) -> usize {
+        if seq2 {
+            self.skip::<true>(buf, off, end, r0, r1)
+        } else {
+            self.skip::<false>(buf, off, end, r0, r1)
+        }
+    }
+
     /// The plain implementation of [`Filter::skip`], one position at a time.
     #[inline(never)]
     fn skip_plain<const SEQ2: bool>(

@@ -174,17 +174,12 @@ impl Speculator<'_> {
             let expected = expect.take();
             if expected.is_none() {
                 let f = index.filter_over(&ws.filter, p.mask, bs, p.shift);
-                off = if seq2 {
-                    f.skip::<true>(buf, off, len, &mut r0, &mut r1)
-                } else {
-                    f.skip::<false>(buf, off, len, &mut r0, &mut r1)
-                };
+                off = f.skip_seq(seq2, buf, off, len, &mut r0, &mut r1);
                 if off >= len {
                     break;
                 }
             }
-            let k1 = r0.packed() & p.mask;
-            let k2 = if seq2 { r1.packed() & p.mask } else { 0 };
+            let (k1, k2) = p.keys(r0, r1);
             let x = base + off as u64;
             let h = index.bucket(k1, k2);
             // Like the matcher's CHECK, with the presumed blocks taken as known: a stop if a
@@ -217,11 +212,7 @@ impl Speculator<'_> {
                 // A run of matches probably continues: hash ahead.
                 ws.dg.run_next = x + bs as u64;
                 let m1 = *md1.get_or_insert_with(|| digest(&mut ws.dg, &mut out.digests, off + bs));
-                if i + 1 < p.n {
-                    m1[..p.cb] == *blocks.strong(i + 1)
-                } else {
-                    m1[..p.cb].iter().all(|&b| b == 0)
-                }
+                p.partner_matches(blocks, i, &m1)
             };
             if let Some(e) = expected {
                 if check(e, ws, out) {
@@ -287,10 +278,7 @@ impl Speculator<'_> {
                 }
                 continue;
             }
-            r0.roll(buf[off], buf[off + bs], p.shift);
-            if seq2 {
-                r1.roll(buf[off + bs], buf[off + 2 * bs], p.shift);
-            }
+            p.roll(buf, off, &mut r0, &mut r1);
             off += 1;
         }
         if from < len {

@@ -120,13 +120,7 @@ impl Index {
 
     /// The filter loop over this index's filter bits.
     pub(super) fn filter(&self, mask: u32, bs: usize, shift: u32) -> Filter<'_> {
-        Filter {
-            bits: &self.filter,
-            hash_bits: self.fbits,
-            mask,
-            bs,
-            shift,
-        }
+        self.filter_over(&self.filter, mask, bs, shift)
     }
 
     /// The bucket of window keys `(k1, k2)`.
@@ -209,13 +203,7 @@ impl Index {
             return;
         }
         self.live[h] = (w - start) as u32;
-        let per = 1usize << FILTER_EXTRA_BITS;
-        let first = h * per;
-        let range_mask = (u64::MAX >> (64 - per)) << (first % 64);
-        self.filter[first / 64] &= !range_mask;
-        for &hh in &self.hashes[start..w] {
-            let (w, m) = filter_mask(hh, self.fbits);
-            self.filter[w] |= m;
-        }
+        let (word, range, bits) = self.filter_bits(h, |_| true);
+        self.filter[word] = (self.filter[word] & !range) | bits;
     }
 }

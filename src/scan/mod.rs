@@ -57,6 +57,39 @@ struct Params {
     cb: usize,
 }
 
+impl Params {
+    /// The keys of the window at `x` from its sums and those of the window at `x + B`
+    /// (the second key is 0 unless seq = 2).
+    #[inline]
+    fn keys(&self, r0: Rsum, r1: Rsum) -> (u32, u32) {
+        let k2 = if self.seq == 2 {
+            r1.packed() & self.mask
+        } else {
+            0
+        };
+        (r0.packed() & self.mask, k2)
+    }
+
+    /// Slide the windows at `off` (and, for seq = 2, at `off + B`) by one byte.
+    #[inline]
+    fn roll(&self, buf: &[u8], off: usize, r0: &mut Rsum, r1: &mut Rsum) {
+        r0.roll(buf[off], buf[off + self.bs], self.shift);
+        if self.seq == 2 {
+            r1.roll(buf[off + self.bs], buf[off + 2 * self.bs], self.shift);
+        }
+    }
+
+    /// Whether `m1`, the digest of the window after a match of block `i`, is that of block
+    /// `i + 1` (block N is a phantom whose strong sum is all zeros; SPEC §3.2.1).
+    fn partner_matches(&self, blocks: &BlockSums, i: usize, m1: &Digest) -> bool {
+        if i + 1 < self.n {
+            m1[..self.cb] == *blocks.strong(i + 1)
+        } else {
+            m1[..self.cb].iter().all(|&b| b == 0)
+        }
+    }
+}
+
 /// Seed positions per chunk (at least; a chunk holds at least eight blocks).
 const CHUNK: usize = 2 << 20;
 /// Bytes of chunks in flight at most, when several threads scan.
@@ -440,26 +473,18 @@ impl<'c> Matcher<'c> {
         };
         while off < end {
             let f = self.index.filter(self.p.mask, bs, shift);
-            off = if seq2 {
-                f.skip::<true>(buf, off, end, &mut r0, &mut r1)
-            } else {
-                f.skip::<false>(buf, off, end, &mut r0, &mut r1)
-            };
+            off = f.skip_seq(seq2, buf, off, end, &mut r0, &mut r1);
             if off >= end {
                 break;
             }
-            let k1 = r0.packed() & self.p.mask;
-            let k2 = if seq2 { r1.packed() & self.p.mask } else { 0 };
+            let (k1, k2) = self.p.keys(r0, r1);
             let h = self.index.bucket(k1, k2);
             let xx = base + off as u64;
             if self.lookup_and_check(h, k1, k2, &buf[off..], xx) {
                 *x = xx;
                 return self.p.seq;
             }
-            r0.roll(buf[off], buf[off + bs], shift);
-            if seq2 {
-                r1.roll(buf[off + bs], buf[off + 2 * bs], shift);
-            }
+            self.p.roll(buf, off, &mut r0, &mut r1);
             off += 1;
         }
         *x = limit;
@@ -489,6 +514,7 @@ impl<'c> Matcher<'c> {
         let mut md0: Option<Digest> = None;
         let mut md1: Option<Digest> = None;
         let (bs, cb) = (self.p.bs, self.p.cb);
+        let p = self.p;
         for &i in cands {
             let i = i as usize;
             if self.known.contains(i) {
@@ -506,13 +532,7 @@ impl<'c> Matcher<'c> {
                     Some(m) => m,
                     None => *md1.insert(self.digest_at(&win[bs..], x + bs as u64)),
                 };
-                // The partner may be the phantom block N, whose strong sum is all zeros.
-                let want: &[u8] = if i + 1 < self.p.n {
-                    self.blocks.strong(i + 1)
-                } else {
-                    &[0u8; 32][..cb]
-                };
-                if m1[..cb] != *want {
+                if !p.partner_matches(self.blocks, i, &m1) {
                     continue;
                 }
                 2
