@@ -231,10 +231,22 @@ impl RangeSink for Work<'_> {
         if pos < buf.len() {
             buf.drain(..pos);
             if self.pending.len() >= MAX_PENDING {
-                // The oldest waits no longer: its whole blocks are checked now, the part of
-                // a block after them is dropped (fetched again later).
-                let (s, b) = self.pending.remove(0);
-                let n = b.len() / bs as usize * bs as usize;
+                // One buffer waits no longer: its whole blocks are checked now. Preferably
+                // one that ends at a block boundary (the end of a range: nothing is lost),
+                // else the oldest, whose part of a block is dropped (fetched again later).
+                let k = self
+                    .pending
+                    .iter()
+                    .position(|(s, b)| {
+                        let end = s + b.len() as u64;
+                        end % bs == 0 || end == length
+                    })
+                    .unwrap_or(0);
+                let (s, b) = self.pending.remove(k);
+                let mut n = b.len() / bs as usize * bs as usize;
+                if s + b.len() as u64 == length {
+                    n = b.len();
+                }
                 if n > 0 {
                     self.offer_blocks((s / bs) as usize, &b[..n])?;
                 }
