@@ -367,22 +367,30 @@ pub fn update(
         let mut write_error = None;
         let file = &work.file;
         let hasher = work.hasher.as_mut().expect("started above");
-        let res = work.matcher.scan_into(&mut reader, &mut |dst, data| {
-            file.write_all_at(data, dst).map_err(|e| {
-                let kind = e.kind();
-                write_error = Some(e);
-                std::io::Error::new(kind, "writing the working file failed")
-            })?;
-            // Whole blocks (the last one maybe short) are written: the hasher may go on.
+        // Whole blocks (the last one maybe short) were written: the hasher may go on.
+        let mut on_written = |dst: u64, len: u64| {
             let first = (dst / bs) as usize;
-            written.insert_range(first, ((dst + data.len() as u64).div_ceil(bs) - 1) as usize);
+            written.insert_range(first, ((dst + len).div_ceil(bs) - 1) as usize);
             written_frontier = written.next_missing(written_frontier);
             hasher.advance((written_frontier as u64 * bs).min(h.length));
             if let Some(f) = &mut flusher {
-                f.wrote(data.len() as u64);
+                f.wrote(len);
             }
-            Ok(())
+        };
+        let mut runs = crate::fsutil::RunWriter::new(1 << 20);
+        let res = work.matcher.scan_into(&mut reader, &mut |dst, data| {
+            runs.write_at(file, dst, data, &mut on_written)
+                .map_err(|e| {
+                    let kind = e.kind();
+                    write_error = Some(e);
+                    std::io::Error::new(kind, "writing the working file failed")
+                })
         });
+        if write_error.is_none() {
+            if let Err(e) = runs.flush(file, &mut on_written) {
+                write_error = Some(e);
+            }
+        }
         if let Some(e) = write_error {
             return Err(Error::io(&tmp, e));
         }
