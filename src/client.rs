@@ -92,6 +92,8 @@ struct Work<'c> {
     hasher: Option<PrefixHasher>,
     /// The first block not known yet.
     frontier: usize,
+    /// Sends what is written to the disk in the background.
+    flusher: Option<crate::fsutil::Flusher>,
 }
 
 impl Work<'_> {
@@ -116,19 +118,27 @@ impl Work<'_> {
 
     /// Check and store the whole blocks still waiting in partial buffers (a fetch ended).
     fn flush_pending(&mut self) -> Result<(), FetchError> {
-        let length = self.control.header.length;
-        let bs = self.bs();
         for (start, buf) in std::mem::take(&mut self.pending) {
-            let mut n = buf.len() / bs as usize * bs as usize;
-            if start + buf.len() as u64 == length {
-                n = buf.len();
-            }
-            if n > 0 {
-                self.offer_blocks((start / bs) as usize, &buf[..n])?;
-            }
+            self.settle(start, buf)?;
         }
         self.advance_frontier();
         Ok(())
+    }
+
+    /// Check and store the whole blocks of the pending buffer `buf` (at offset `start`),
+    /// and the target's short last block if it is complete. Returns what is left: part of
+    /// a block, and its offset.
+    fn settle(&mut self, start: u64, mut buf: Vec<u8>) -> Result<(u64, Vec<u8>), FetchError> {
+        let bs = self.bs() as usize;
+        let mut n = buf.len() / bs * bs;
+        if start + buf.len() as u64 == self.control.header.length {
+            n = buf.len();
+        }
+        if n > 0 {
+            self.offer_blocks((start / bs as u64) as usize, &buf[..n])?;
+        }
+        buf.drain(..n);
+        Ok((start + n as u64, buf))
     }
 
     /// Let the hasher go on up to the first block not known yet.
@@ -186,7 +196,11 @@ impl Work<'_> {
         let off = first as u64 * self.bs() + at as u64;
         self.file
             .write_all_at(bytes, off)
-            .map_err(|e| FetchError::Sink(Box::new(Error::io(&self.path, e))))
+            .map_err(|e| FetchError::Sink(Box::new(Error::io(&self.path, e))))?;
+        if let Some(f) = &mut self.flusher {
+            f.wrote(bytes.len() as u64);
+        }
+        Ok(())
     }
 }
 
@@ -243,15 +257,29 @@ impl RangeSink for Work<'_> {
                     })
                     .unwrap_or(0);
                 let (s, b) = self.pending.remove(k);
-                let mut n = b.len() / bs as usize * bs as usize;
-                if s + b.len() as u64 == length {
-                    n = b.len();
-                }
-                if n > 0 {
-                    self.offer_blocks((s / bs) as usize, &b[..n])?;
-                }
+                self.settle(s, b)?;
             }
             self.pending.push((start + pos as u64, buf));
+        }
+        self.advance_frontier();
+        Ok(())
+    }
+
+    fn range_end(&mut self, end: u64) -> Result<(), FetchError> {
+        // The buffer that ends there gets nothing more soon: its whole blocks are checked
+        // now (so that the hasher can go on), a part of a block waits on.
+        let length = self.control.header.length;
+        let Some(k) = self
+            .pending
+            .iter()
+            .position(|(s, b)| s + b.len() as u64 == end.min(length))
+        else {
+            return Ok(());
+        };
+        let (start, buf) = self.pending.swap_remove(k);
+        let (rest_at, rest) = self.settle(start, buf)?;
+        if !rest.is_empty() {
+            self.pending.push((rest_at, rest));
         }
         self.advance_frontier();
         Ok(())
@@ -320,12 +348,13 @@ pub fn update(
         pending: Vec::new(),
         hasher: None,
         frontier: 0,
+        flusher: None,
     };
     // The working file is hashed from the start, as far as its content is final.
     let reader = work.file.try_clone().map_err(|e| Error::io(&tmp, e))?;
     work.hasher = Some(PrefixHasher::start(reader, FileHashes::new(control)));
     // And it goes to the disk as it is written.
-    let mut flusher = work
+    work.flusher = work
         .file
         .try_clone()
         .ok()
@@ -365,7 +394,6 @@ pub fn update(
         let mut reader = BufReader::with_capacity(0, &f);
         // Reused blocks go into the working file straight from the scan's buffers.
         let mut write_error = None;
-        let file = &work.file;
         let hasher = work.hasher.as_mut().expect("started above");
         // Whole blocks (the last one maybe short) were written: the hasher may go on.
         let mut on_written = |dst: u64, len: u64| {
@@ -373,10 +401,11 @@ pub fn update(
             written.insert_range(first, ((dst + len).div_ceil(bs) - 1) as usize);
             written_frontier = written.next_missing(written_frontier);
             hasher.advance((written_frontier as u64 * bs).min(h.length));
-            if let Some(f) = &mut flusher {
+            if let Some(f) = &mut work.flusher {
                 f.wrote(len);
             }
         };
+        let file = &work.file;
         let mut runs = crate::fsutil::RunWriter::new(1 << 20);
         let res = work.matcher.scan_into(&mut reader, &mut |dst, data| {
             runs.write_at(file, dst, data, &mut on_written)
@@ -420,7 +449,7 @@ pub fn update(
     cleanup.disarm();
     work.advance_frontier();
     // The rest of the reused data goes to the disk while the rest downloads.
-    if let Some(f) = &mut flusher {
+    if let Some(f) = &mut work.flusher {
         f.kick();
     }
 
@@ -487,7 +516,7 @@ pub fn update(
         )));
     }
     // The file reaches the disk while the hasher finishes.
-    if let Some(f) = flusher {
+    if let Some(f) = work.flusher.take() {
         f.finish(); // its errors, if any, come again from sync_all
     }
     work.file.sync_all().map_err(|e| Error::io(&part, e))?;
@@ -587,6 +616,7 @@ mod tests {
             pending: Vec::new(),
             hasher: None,
             frontier: 0,
+            flusher: None,
         }
     }
 
@@ -639,6 +669,58 @@ mod tests {
         assert!(w.matcher.known().is_full());
         w.file.set_len(data.len() as u64).unwrap();
         assert_eq!(fs::read(&path).unwrap(), data);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// When a range ends, the blocks waiting for more data of it are checked and stored at
+    /// once (the hasher must not wait for the whole fetch); a part of a block waits on.
+    #[test]
+    fn a_range_end_settles_its_blocks_at_once() {
+        let data: Vec<u8> = (0..40_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let opts = MakeOptions {
+            blocksize: Some(1024),
+            ..Default::default()
+        };
+        let control =
+            ControlFile::parse(&make(&mut &data[..], 0, &opts).unwrap().to_bytes()).unwrap();
+        let dir = std::env::temp_dir().join(format!("zs3-rangeend-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("part");
+        let mut w = work_for(&control, &path);
+        let batched = w.batch() > 1;
+        w.data(5120, &data[5120..8192]).unwrap();
+        if batched {
+            assert_eq!(w.matcher.known().count(), 0, "three blocks wait for more");
+        }
+        w.range_end(8192).unwrap();
+        let known = |w: &Work<'_>| -> Vec<usize> {
+            (0..control.blocks.len())
+                .filter(|&i| w.matcher.known().contains(i))
+                .collect()
+        };
+        assert_eq!(known(&w), vec![5, 6, 7]);
+        // A range that ends inside a block: the whole block goes, the part waits.
+        w.data(10240, &data[10240..11740]).unwrap();
+        w.range_end(11740).unwrap();
+        assert_eq!(known(&w), vec![5, 6, 7, 10]);
+        w.data(11740, &data[11740..12288]).unwrap();
+        w.range_end(12288).unwrap();
+        assert_eq!(known(&w), vec![5, 6, 7, 10, 11]);
+        // The end of an unknown stream changes nothing.
+        w.range_end(30000).unwrap();
+        // The target's short last block.
+        w.data(39936, &data[39936..]).unwrap();
+        w.range_end(40000).unwrap();
+        assert_eq!(known(&w), vec![5, 6, 7, 10, 11, 39]);
+        assert!(w.pending.is_empty());
+        w.file.set_len(data.len() as u64).unwrap();
+        let got = fs::read(&path).unwrap();
+        for i in [5usize, 6, 7, 10, 11, 39] {
+            let r = i * 1024..((i + 1) * 1024).min(data.len());
+            assert_eq!(got[r.clone()], data[r], "block {i}");
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 }

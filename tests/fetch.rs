@@ -34,6 +34,8 @@ struct MemSink {
     /// Bytes delivered in total (counting repeats).
     bytes: u64,
     calls: usize,
+    /// Where the sink was told that a stream of data ended.
+    ends: Vec<u64>,
 }
 
 impl MemSink {
@@ -45,6 +47,7 @@ impl MemSink {
             out_of_bounds: 0,
             bytes: 0,
             calls: 0,
+            ends: Vec::new(),
         }
     }
 
@@ -84,6 +87,11 @@ impl RangeSink for MemSink {
                 self.out_of_bounds += 1;
             }
         }
+        Ok(())
+    }
+
+    fn range_end(&mut self, end: u64) -> Result<(), FetchError> {
+        self.ends.push(end);
         Ok(())
     }
 }
@@ -143,7 +151,10 @@ fn normal_uses_one_multi_range_request() {
     let s = setup(100_000, Mode::Normal);
     let mut f = fetcher();
     let ranges = spread(10, 300, 100_000);
-    fetch_ok(&mut f, &s, &ranges);
+    let sink = fetch_ok(&mut f, &s, &ranges);
+    // The end of every part is announced.
+    let ends: Vec<u64> = ranges.iter().map(|r| r.end).collect();
+    assert_eq!(sink.ends, ends);
     let log = s.server.requests();
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0].range_count(), 10);
@@ -211,6 +222,52 @@ fn a_large_download_takes_few_requests() {
     assert!(log.len() <= 1 + 3, "{} requests: {log:?}", log.len());
 }
 
+/// Once the server has shown that it answers several ranges, requests that start together
+/// get the data in turns of 1 MiB pieces (so the file is complete from its start on early),
+/// within the per-request limits.
+#[test]
+fn parallel_requests_take_turns_through_the_file() {
+    let s = setup(8_000_000, Mode::Normal);
+    let mut f = fetcher().with_max_request_bytes(2 << 20).with_parallel(4);
+    // Two small ranges first: the probe asks for both and learns that multipart works.
+    let ranges = [
+        br(0, 100),
+        br(200, 300),
+        br(400, 4_000_000),
+        br(4_000_010, 8_000_000),
+    ];
+    fetch_ok(&mut f, &s, &ranges).assert_matches(&s.file, &ranges);
+    let log = s.server.requests();
+    let parsed: Vec<Vec<(u64, u64)>> = log
+        .iter()
+        .map(|l| {
+            l.range
+                .as_deref()
+                .unwrap()
+                .trim_start_matches("bytes=")
+                .split(',')
+                .map(|r| {
+                    let (a, b) = r.split_once('-').unwrap();
+                    (a.parse().unwrap(), b.parse().unwrap())
+                })
+                .collect()
+        })
+        .collect();
+    // The probe, then four requests started together.
+    assert_eq!(log.len(), 5, "{log:?}");
+    let dealt = &parsed[1..];
+    for req in dealt {
+        assert!(req.len() >= 2, "{log:?}");
+        let bytes: u64 = req.iter().map(|(a, b)| b - a + 1).sum();
+        assert!(bytes <= 2 << 20, "{log:?}");
+        assert!(req.iter().all(|(a, b)| b - a < 1 << 20), "{log:?}");
+    }
+    // Taking turns: every request's first piece comes before every request's last one.
+    let first_max = dealt.iter().map(|r| r[0].0).max().unwrap();
+    let last_min = dealt.iter().map(|r| r[r.len() - 1].0).min().unwrap();
+    assert!(first_max < last_min, "{log:?}");
+}
+
 #[test]
 fn single_only_server_falls_back_to_single_ranges() {
     let s = setup(100_000, Mode::SingleOnly);
@@ -226,10 +283,14 @@ fn single_only_server_falls_back_to_single_ranges() {
     // From now on single ranges only for this URL.
     s.server.clear_log();
     let ranges2 = spread(3, 300, 90_000);
-    fetch_ok(&mut f, &s, &ranges2);
+    let sink = fetch_ok(&mut f, &s, &ranges2);
     let log = s.server.requests();
     assert_eq!(log.len(), 3);
     assert!(log.iter().all(|l| l.range_count() == 1));
+    // The end of each single-range answer is announced.
+    let mut ends = sink.ends.clone();
+    ends.sort();
+    assert_eq!(ends, ranges2.iter().map(|r| r.end).collect::<Vec<_>>());
 }
 
 #[test]
@@ -272,6 +333,7 @@ fn ignored_range_streams_from_zero_and_stops_after_the_last_range() {
     // Delivered from offset 0 up to the end of the last range, and not further.
     assert_eq!(sink.delivered(), 6000);
     assert_eq!(sink.bytes, 6000);
+    assert_eq!(sink.ends, vec![6000]);
     assert_eq!(s.server.request_count(), 1);
 
     // Single range, parallel: still one request (the probe runs alone).
@@ -837,6 +899,7 @@ fn oversized_single_range_is_cut_after_the_last_range() {
     r.unwrap();
     // The multi-range probe got one big part: delivered up to the end of the last range.
     assert_eq!(sink.bytes, 70_100);
+    assert_eq!(sink.ends, vec![70_100]);
     assert!(t.elapsed() < Duration::from_secs(20));
 }
 

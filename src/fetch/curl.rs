@@ -87,6 +87,8 @@ pub const DEFAULT_PARALLEL: usize = 4;
 pub const DEFAULT_MAX_RANGES_PER_REQUEST: usize = 64;
 /// Most bytes a probe (a request that must run alone) asks for.
 const PROBE_BYTES: u64 = 256 << 10;
+/// Requests started together get the data in pieces of this size, in turn.
+const DEAL_PIECE: u64 = 1 << 20;
 /// Default maximum number of bytes asked for in one request (larger ranges are split).
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 16 << 20;
 /// Default stall timeout: a transfer below 1 byte/s for this long (or a connection attempt
@@ -301,6 +303,8 @@ fn schedule(
     sink: &mut dyn RangeSink,
 ) -> Result<(), FetchError> {
     let mut queue: VecDeque<ByteRange> = pieces.into();
+    // Requests dealt from the queue together, not started yet.
+    let mut dealt: VecDeque<Vec<ByteRange>> = VecDeque::new();
     // Ranges to ask for again, one per request, after a multi-range answer missed them.
     let mut singles: VecDeque<ByteRange> = VecDeque::new();
     let mut exclusive: Option<u64> = None;
@@ -312,12 +316,34 @@ fn schedule(
             && exclusive.is_none()
             && session.running.len() < cfg.parallel
         {
+            let free = cfg.parallel - session.running.len();
             let (mut batch, from_singles) = if let Some(r) = singles.pop_front() {
                 (vec![r], true)
+            } else if let Some(b) = dealt.pop_front() {
+                (b, false)
             } else if !queue.is_empty() {
                 let multi_ok = http && cfg.multi_range && state.multi != Tri::No;
-                let n = if multi_ok { cfg.max_ranges } else { 1 };
-                (take_batch(&mut queue, n, cfg.max_request_bytes), false)
+                // As many requests as the limits need, if they can run at once.
+                let queued: u64 = queue.iter().map(|r| r.len()).sum();
+                let needed = (queued.div_ceil(cfg.max_request_bytes.max(1)) as usize)
+                    .max(queue.len().div_ceil(cfg.max_ranges.max(1)));
+                let n = needed.min(free);
+                if multi_ok && state.multi == Tri::Yes && state.ranges == Tri::Yes && n > 1 {
+                    // Requests that start together advance through the file together, so
+                    // that the file is complete from its start on as early as possible.
+                    dealt = deal(
+                        &mut queue,
+                        n,
+                        cfg.max_ranges,
+                        cfg.max_request_bytes,
+                        DEAL_PIECE,
+                    )
+                    .into();
+                    (dealt.pop_front().unwrap_or_default(), false)
+                } else {
+                    let n = if multi_ok { cfg.max_ranges } else { 1 };
+                    (take_batch(&mut queue, n, cfg.max_request_bytes), false)
+                }
             } else {
                 break;
             };
@@ -326,13 +352,18 @@ fn schedule(
             let must_be_alone = http
                 && (state.ranges != Tri::Yes || (batch.len() > 1 && state.multi == Tri::Unknown));
             if must_be_alone && !session.running.is_empty() {
-                let back = if from_singles {
-                    &mut singles
+                if from_singles {
+                    for r in batch.into_iter().rev() {
+                        singles.push_front(r);
+                    }
                 } else {
-                    &mut queue
-                };
-                for r in batch.into_iter().rev() {
-                    back.push_front(r);
+                    // Back to the queue, in order, with the other requests dealt with it.
+                    let mut back: Vec<ByteRange> = batch;
+                    back.extend(dealt.drain(..).flatten());
+                    back.sort();
+                    for r in back.into_iter().rev() {
+                        queue.push_front(r);
+                    }
                 }
                 break;
             }
@@ -363,6 +394,7 @@ fn schedule(
                     // range asked for, so nothing else is needed.
                     streaming_all = true;
                     queue.clear();
+                    dealt.clear();
                     singles.clear();
                     session.cancel_all_except(id);
                     if exclusive.is_some_and(|x| x != id) {
@@ -455,6 +487,47 @@ fn shrink_probe(batch: &mut Vec<ByteRange>, queue: &mut VecDeque<ByteRange>, lim
     for r in back.into_iter().rev() {
         queue.push_front(r);
     }
+}
+
+/// Deal the ranges at the front of `queue` into up to `n` requests that advance through the
+/// file together: cut into pieces of at most `piece` bytes, piece j goes to request j mod n.
+/// Each request gets at most `max_ranges` pieces and `max_bytes` bytes (at least one piece);
+/// what does not fit stays in `queue`, in order.
+fn deal(
+    queue: &mut VecDeque<ByteRange>,
+    n: usize,
+    max_ranges: usize,
+    max_bytes: u64,
+    piece: u64,
+) -> Vec<Vec<ByteRange>> {
+    let n = n.max(1);
+    let mut batches: Vec<Vec<ByteRange>> = vec![Vec::new(); n];
+    let mut bytes = vec![0u64; n];
+    let mut j = 0;
+    while let Some(r) = queue.pop_front() {
+        let len = r.len().min(piece.max(1));
+        let b = j % n;
+        let full = batches[b].len() >= max_ranges.max(1)
+            || (!batches[b].is_empty() && bytes[b].saturating_add(len) > max_bytes);
+        if full {
+            queue.push_front(r);
+            break;
+        }
+        if len < r.len() {
+            queue.push_front(ByteRange {
+                start: r.start + len,
+                end: r.end,
+            });
+        }
+        batches[b].push(ByteRange {
+            start: r.start,
+            end: r.start + len,
+        });
+        bytes[b] += len;
+        j += 1;
+    }
+    batches.retain(|b| !b.is_empty());
+    batches
 }
 
 fn take_batch(queue: &mut VecDeque<ByteRange>, n: usize, max_bytes: u64) -> Vec<ByteRange> {
@@ -943,6 +1016,9 @@ impl<'a> Session<'a> {
                 if n > 0 {
                     sink.data(*next, &data[..n])?;
                     *next += n as u64;
+                    if *next == *end {
+                        sink.range_end(*end)?;
+                    }
                 }
                 if n < data.len() {
                     r.finish = Some(Err(self.protocol("more data than the range asked for")));
@@ -955,6 +1031,9 @@ impl<'a> Session<'a> {
                 let useful = self.max_end.saturating_sub(*next).min(n as u64) as usize;
                 if useful > 0 {
                     sink.data(*next, &data[..useful])?;
+                    if *next + useful as u64 == range.end.min(self.max_end) {
+                        sink.range_end(*next + useful as u64)?;
+                    }
                 }
                 *next += n as u64;
                 if n == data.len() && *next >= self.max_end && *next < range.end {
@@ -990,7 +1069,7 @@ impl<'a> Session<'a> {
                     Event::Data { offset, data } => sink.data(offset, data).map_err(Stop::Sink),
                     Event::PartEnd(part) => {
                         mark_covered(ranges, covered, part);
-                        Ok(())
+                        sink.range_end(part.end).map_err(Stop::Sink)
                     }
                     Event::PartStart(_) => Ok(()),
                 });
@@ -1008,6 +1087,9 @@ impl<'a> Session<'a> {
                     *next += n as u64;
                 }
                 if *next >= *stop_at {
+                    if n > 0 {
+                        sink.range_end(*next)?;
+                    }
                     r.finish = Some(Ok(()));
                 }
             }
@@ -1558,6 +1640,63 @@ mod tests {
         assert_eq!(take_batch(&mut q, 5, 100), vec![r(40, 50)]);
         assert_eq!(take_batch(&mut q, 5, 100), vec![r(60, 200)]);
         assert!(take_batch(&mut q, 5, 100).is_empty());
+    }
+
+    /// Dealt requests take the queue's front in pieces, in turn, within their limits, and
+    /// leave the rest in order.
+    #[test]
+    fn deal_interleaves_pieces_within_limits() {
+        let mut q: VecDeque<ByteRange> = vec![r(0, 10), r(20, 55), r(60, 61), r(70, 200)].into();
+        let b = deal(&mut q, 3, 100, 1000, 10);
+        assert_eq!(
+            b,
+            vec![
+                vec![
+                    r(0, 10),
+                    r(40, 50),
+                    r(70, 80),
+                    r(100, 110),
+                    r(130, 140),
+                    r(160, 170),
+                    r(190, 200)
+                ],
+                vec![
+                    r(20, 30),
+                    r(50, 55),
+                    r(80, 90),
+                    r(110, 120),
+                    r(140, 150),
+                    r(170, 180)
+                ],
+                vec![
+                    r(30, 40),
+                    r(60, 61),
+                    r(90, 100),
+                    r(120, 130),
+                    r(150, 160),
+                    r(180, 190)
+                ],
+            ]
+        );
+        assert!(q.is_empty());
+        // Limits: two pieces per request, or 25 bytes.
+        let mut q: VecDeque<ByteRange> = vec![r(0, 100), r(200, 201)].into();
+        let b = deal(&mut q, 2, 2, 1000, 10);
+        assert_eq!(
+            b,
+            vec![vec![r(0, 10), r(20, 30)], vec![r(10, 20), r(30, 40)]]
+        );
+        assert_eq!(q, vec![r(40, 100), r(200, 201)]);
+        let b = deal(&mut q, 2, 100, 25, 10);
+        assert_eq!(
+            b,
+            vec![vec![r(40, 50), r(60, 70)], vec![r(50, 60), r(70, 80)]]
+        );
+        assert_eq!(q, vec![r(80, 100), r(200, 201)]);
+        // A piece larger than the byte limit still goes alone.
+        let b = deal(&mut q, 4, 100, 5, 1000);
+        assert_eq!(b, vec![vec![r(80, 100)], vec![r(200, 201)]]);
+        assert!(q.is_empty());
     }
 
     #[test]

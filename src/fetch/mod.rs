@@ -51,6 +51,14 @@ pub trait RangeSink {
     /// that ignores `Range` sends the whole resource from offset 0). Returning an error
     /// aborts the fetch.
     fn data(&mut self, offset: u64, data: &[u8]) -> Result<(), FetchError>;
+
+    /// The stream of data that reached `end` (a range, one part of a multi-range answer)
+    /// ended there: nothing more follows it soon, so what waits for more can be settled.
+    /// Only a hint; the same offsets may come again later, in another request.
+    fn range_end(&mut self, end: u64) -> Result<(), FetchError> {
+        let _ = end;
+        Ok(())
+    }
 }
 
 /// A whole resource fetched with [`RangeFetcher::get`].
