@@ -156,7 +156,6 @@ impl Work<'_> {
     fn offer_blocks(&mut self, first: usize, data: &[u8]) -> Result<(), FetchError> {
         let bs = self.bs() as usize;
         let blocks = &self.control.blocks;
-        let cb = blocks.strong_len;
         let whole = data.len() / bs * bs;
         // Multi-buffer MD4 for the whole blocks; the short last block and other algorithms
         // one at a time.
@@ -169,8 +168,8 @@ impl Work<'_> {
             let i = first + k;
             let good = !self.matcher.known().contains(i)
                 && match md4s.get(k) {
-                    Some(d) => d[..cb] == *blocks.strong(i),
-                    None => blocks.algorithm.digest_padded(block, bs)[..cb] == *blocks.strong(i),
+                    Some(d) => blocks.strong_is(i, d),
+                    None => blocks.strong_is(i, &blocks.algorithm.digest_padded(block, bs)),
                 };
             let at = k * bs;
             if good {

@@ -191,5 +191,18 @@ fn zsyncranges_matches_model_on_random_cases() {
             t.len(),
             seed.len()
         );
+        // The same with periods looked for (and passed over) after every few bytes.
+        let mut m = Matcher::new(&c)
+            .with_threads(1 + n % 3)
+            .with_chunk_size(n % 89)
+            .with_period_look(1 + n % 40);
+        m.scan(&mut &seed[..]).unwrap();
+        assert_eq!(
+            Plan::from_matcher(&c, &mut m).to_json(),
+            want.trim(),
+            "case {n} with period skips: hl {hl}, L {}, seed {}",
+            t.len(),
+            seed.len()
+        );
     }
 }

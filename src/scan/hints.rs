@@ -156,6 +156,8 @@ impl Speculator<'_> {
         let mut rolled = false;
         let mut off = 0;
         let mut from = 0;
+        // Where the next look for a period to pass over is (see `period`).
+        let mut look = p.next_look(off);
         // After a guessed match of block i, the window a block further probably holds block
         // i + 1: it is examined first, without the filter and the bucket.
         let mut expect: Option<usize> = None;
@@ -174,9 +176,26 @@ impl Speculator<'_> {
             let expected = expect.take();
             if expected.is_none() {
                 let f = index.filter_over(&ws.filter, p.mask, bs, p.shift);
-                off = f.skip_seq(seq2, buf, off, len, &mut r0, &mut r1);
+                let stop = len.min(look);
+                off = f.skip_seq(seq2, buf, off, stop, &mut r0, &mut r1);
                 if off >= len {
                     break;
+                }
+                if off == stop {
+                    // No position since the stretch's start holds a match, even taking the
+                    // presumed blocks as known (those are the same throughout a stretch, and
+                    // a stop with a guessed match ends it): nor does one that repeats them,
+                    // so it need not be listed, stop or not.
+                    let to = super::period::skip(buf, from, off, len, p.seq * bs);
+                    if to > off {
+                        off = to;
+                        if off >= len {
+                            break;
+                        }
+                        (r0, r1) = p.sums_at(buf, off);
+                    }
+                    look = p.next_look(off);
+                    continue;
                 }
             }
             let (k1, k2) = p.keys(r0, r1);
@@ -203,7 +222,7 @@ impl Speculator<'_> {
                     out.stops.push(Stop { pos: x, k1, k2 });
                 }
                 let m0 = *md0.get_or_insert_with(|| digest(&mut ws.dg, &mut out.digests, off));
-                if m0[..p.cb] != *blocks.strong(i) {
+                if !blocks.strong_is(i, &m0) {
                     return false;
                 }
                 if !seq2 {
@@ -270,6 +289,7 @@ impl Speculator<'_> {
                 }
                 off += bs;
                 from = off;
+                look = p.next_look(off);
                 ws.dg.run_next = base + off as u64;
                 rolled = false;
                 expect = Some(i as usize + 1);

@@ -14,6 +14,7 @@ mod digest;
 mod filter;
 mod hints;
 mod index;
+mod period;
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -55,9 +56,32 @@ struct Params {
     n: usize,
     /// Stored strong checksum bytes.
     cb: usize,
+    /// Bytes rolled between two looks for a period to pass over (0: never).
+    look: usize,
 }
 
 impl Params {
+    /// Where the scan from `off` next looks for a period.
+    #[inline]
+    fn next_look(&self, off: usize) -> usize {
+        if self.look == 0 {
+            usize::MAX
+        } else {
+            off.saturating_add(self.look)
+        }
+    }
+
+    /// The sums of the window at `off` and (seq = 2) of the one a block further.
+    fn sums_at(&self, buf: &[u8], off: usize) -> (Rsum, Rsum) {
+        let r0 = Rsum::of(&buf[off..off + self.bs]);
+        let r1 = if self.seq == 2 {
+            Rsum::of(&buf[off + self.bs..off + 2 * self.bs])
+        } else {
+            Rsum::default()
+        };
+        (r0, r1)
+    }
+
     /// The keys of the window at `x` from its sums and those of the window at `x + B`
     /// (the second key is 0 unless seq = 2).
     #[inline]
@@ -83,7 +107,7 @@ impl Params {
     /// `i + 1` (block N is a phantom whose strong sum is all zeros; SPEC §3.2.1).
     fn partner_matches(&self, blocks: &BlockSums, i: usize, m1: &Digest) -> bool {
         if i + 1 < self.n {
-            m1[..self.cb] == *blocks.strong(i + 1)
+            blocks.strong_is(i + 1, m1)
         } else {
             m1[..self.cb].iter().all(|&b| b == 0)
         }
@@ -149,6 +173,7 @@ impl<'c> Matcher<'c> {
                 mask: BlockSums::weak_mask(h.hash_lengths.rsum_bytes),
                 n,
                 cb: blocks.strong_len,
+                look: period::LOOK_EVERY,
             },
             index: Index::new(blocks, seq),
             known: KnownSet::new(n),
@@ -176,6 +201,14 @@ impl<'c> Matcher<'c> {
     #[doc(hidden)]
     pub fn with_chunk_size(mut self, positions: usize) -> Self {
         self.chunk = positions.max(1);
+        self
+    }
+
+    /// Look for a period in the seed after rolling `bytes` bytes without a match (0: never);
+    /// the default is 256 KiB. Tests compare scans with and without the skip.
+    #[doc(hidden)]
+    pub fn with_period_look(mut self, bytes: usize) -> Self {
+        self.p.look = bytes;
         self
     }
 
@@ -465,17 +498,30 @@ impl<'c> Matcher<'c> {
         let (bs, shift, seq2) = (self.p.bs, self.p.shift, self.p.seq == 2);
         let mut off = (*x - base) as usize;
         let end = (limit - base) as usize;
-        let mut r0 = Rsum::of(&buf[off..off + bs]);
-        let mut r1 = if seq2 {
-            Rsum::of(&buf[off + bs..off + 2 * bs])
-        } else {
-            Rsum::default()
-        };
+        let (mut r0, mut r1) = self.p.sums_at(buf, off);
+        // Every position from `lo` on was examined without a match; the next look for a
+        // period to pass over is at `look`.
+        let (lo, ctx) = (off, self.p.seq * bs);
+        let mut look = self.p.next_look(off);
         while off < end {
             let f = self.index.filter(self.p.mask, bs, shift);
-            off = f.skip_seq(seq2, buf, off, end, &mut r0, &mut r1);
+            let stop = end.min(look);
+            off = f.skip_seq(seq2, buf, off, stop, &mut r0, &mut r1);
             if off >= end {
                 break;
+            }
+            if off == stop {
+                // Not admitted yet: pass over what repeats what was examined.
+                let to = period::skip(buf, lo, off, end, ctx);
+                if to > off {
+                    off = to;
+                    if off >= end {
+                        break;
+                    }
+                    (r0, r1) = self.p.sums_at(buf, off);
+                }
+                look = self.p.next_look(off);
+                continue;
             }
             let (k1, k2) = self.p.keys(r0, r1);
             let h = self.index.bucket(k1, k2);
@@ -513,7 +559,7 @@ impl<'c> Matcher<'c> {
         let mut total = 0;
         let mut md0: Option<Digest> = None;
         let mut md1: Option<Digest> = None;
-        let (bs, cb) = (self.p.bs, self.p.cb);
+        let bs = self.p.bs;
         let p = self.p;
         for &i in cands {
             let i = i as usize;
@@ -524,7 +570,7 @@ impl<'c> Matcher<'c> {
                 Some(m) => m,
                 None => *md0.insert(self.digest_at(win, x)),
             };
-            if m0[..cb] != *self.blocks.strong(i) {
+            if !self.blocks.strong_is(i, &m0) {
                 continue;
             }
             let k = if self.p.seq == 2 {
@@ -581,7 +627,7 @@ impl<'c> Matcher<'c> {
         if self.blocks.weak[i] != k1 {
             return 0;
         }
-        if self.digest_at(win, x)[..self.p.cb] != *self.blocks.strong(i) {
+        if !self.blocks.strong_is(i, &self.digest_at(win, x)) {
             return 0;
         }
         let nk = self.cached_nk;
@@ -856,6 +902,79 @@ mod tests {
             parallel_hints += m.hints.stops.len();
         }
         assert!(parallel_hints > 1000, "{parallel_hints}");
+    }
+
+    /// Periodic stretches passed over change nothing: long repeats of units of many
+    /// lengths (some edited), seen by one thread and several, give the same result as a
+    /// scan that rolls through every position.
+    #[test]
+    fn periodic_stretches_passed_over_change_nothing() {
+        let mut rng = Rng(0x9e71_0d1c_5eed_0003);
+        let cases = if cfg!(debug_assertions) { 12 } else { 40 };
+        let skipped_before = period::skipped();
+        for case in 0..cases {
+            let bs = [16u32, 64, 128, 1024][rng.below(4)];
+            // A target of repeats and random data; the seed repeats some units too.
+            let mut t = Vec::new();
+            let mut units = Vec::new();
+            while t.len() < 60_000 + rng.below(60_000) {
+                let k = 1 + rng.below(3000);
+                let unit = rng.bytes(k);
+                let reps = 1 + rng.below(40_000 / unit.len() + 1);
+                for _ in 0..reps {
+                    t.extend_from_slice(&unit);
+                }
+                let k = rng.below(2000);
+                t.extend(rng.bytes(k));
+                units.push(unit);
+            }
+            let opts = MakeOptions {
+                blocksize: Some(bs),
+                threads: 1,
+                ..Default::default()
+            };
+            let mut made = make(&mut &t[..], 0, &opts).unwrap();
+            made.header.hash_lengths = HashLengths::new(
+                1 + rng.below(2) as u32,
+                1 + rng.below(4) as u32,
+                [3u32, 4, 8, 16][rng.below(4)],
+            )
+            .unwrap();
+            let c = ControlFile::parse(&made.to_bytes()).unwrap();
+            let mut s = seed(&mut rng, &t);
+            for _ in 0..3 {
+                let unit = &units[rng.below(units.len())];
+                for _ in 0..rng.below(100_000 / unit.len() + 1) {
+                    s.extend_from_slice(unit);
+                }
+                // An edit inside the repeats now and then.
+                if rng.below(2) == 0 && !s.is_empty() {
+                    let k = rng.below(s.len());
+                    s[k] ^= 0x5a;
+                }
+                s.extend(seed(&mut rng, &t));
+            }
+            let seeds = vec![s];
+            let plain = Matcher::new(&c).with_threads(1).with_period_look(0);
+            let want = run(&c, &seeds, &[], plain);
+            for (threads, chunk, look) in [(1, 0, 1), (1, 0, 700), (2, 5000, 1), (3, 1 << 16, 300)]
+            {
+                let m = Matcher::new(&c)
+                    .with_threads(threads)
+                    .with_chunk_size(chunk)
+                    .with_period_look(look);
+                let got = run(&c, &seeds, &[], m);
+                assert!(
+                    got == want,
+                    "case {case}: bs {bs} hl {} threads {threads} chunk {chunk} look {look}",
+                    c.header.hash_lengths
+                );
+            }
+        }
+        assert!(
+            period::skipped() > skipped_before + 1_000_000,
+            "periods were passed over"
+        );
     }
 
     /// `scan_into` hands over exactly the reuse list, piece by piece, with the target's
