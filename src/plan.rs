@@ -37,7 +37,7 @@ pub fn missing_ranges(known: &KnownSet, blocksize: u32, length: u64) -> Vec<Byte
 
 impl Plan {
     /// Scan `seed` for blocks of the target described by `control`.
-    pub fn compute(control: &ControlFile, seed: &mut dyn Read) -> std::io::Result<Plan> {
+    pub fn compute(control: &ControlFile, seed: &mut (dyn Read + Send)) -> std::io::Result<Plan> {
         Plan::compute_with(control, seed, 0)
     }
 
@@ -45,7 +45,7 @@ impl Plan {
     /// not depend on the number of threads.
     pub fn compute_with(
         control: &ControlFile,
-        seed: &mut dyn Read,
+        seed: &mut (dyn Read + Send),
         threads: usize,
     ) -> std::io::Result<Plan> {
         let mut m = Matcher::new(control).with_threads(threads);

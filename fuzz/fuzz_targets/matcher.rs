@@ -338,10 +338,13 @@ fuzz_target!(|data: &[u8]| {
         plan
     };
     assert_eq!(plan.length, tl as u64);
-    // The threaded scan (tiny chunks, so seams everywhere) finds exactly what the
-    // sequential one does.
-    let run = |threads: usize, chunk: usize| {
-        let mut m = Matcher::new(&c).with_threads(threads).with_chunk_size(chunk);
+    // The threaded scan (tiny chunks, so seams everywhere) and periods passed over (looked
+    // for every few bytes) find exactly what the plain sequential scan does.
+    let run = |threads: usize, chunk: usize, look: usize| {
+        let mut m = Matcher::new(&c)
+            .with_threads(threads)
+            .with_chunk_size(chunk)
+            .with_period_look(look);
         if premark && n > 0 {
             m.mark_known(ma % n, mb % n);
         }
@@ -352,9 +355,14 @@ fuzz_target!(|data: &[u8]| {
         }
         (found, m.known().missing_runs())
     };
+    let plain = run(1, 1 << 20, 0);
     assert!(
-        run(1, 1 << 20) == run(2, 1 + ma % 200),
-        "worker threads changed the result"
+        plain == run(2, 1 + ma % 200, 1 + mb % 64),
+        "worker threads or period skips changed the result"
+    );
+    assert!(
+        plain == run(1, 1 << 20, 1 + ma % 64),
+        "period skips changed the result"
     );
 
     // Download ranges.

@@ -208,33 +208,48 @@ impl Speculator<'_> {
             let mut presumed_only = false;
             hits.clear();
             let (mut md0, mut md1): (Option<Digest>, Option<Digest>) = (None, None);
-            let mut check = |i: usize, ws: &mut Workspace, out: &mut Hints| -> bool {
-                if i >= p.n || !weak_equal(blocks, p.seq, i, k1, k2) {
-                    return false;
-                }
-                if ws.is_presumed(i) {
-                    presumed_only = !weak;
-                    return false;
-                }
-                if !weak {
-                    weak = true;
-                    presumed_only = false;
-                    out.stops.push(Stop { pos: x, k1, k2 });
-                }
-                let m0 = *md0.get_or_insert_with(|| digest(&mut ws.dg, &mut out.digests, off));
-                if !blocks.strong_is(i, &m0) {
-                    return false;
-                }
-                if !seq2 {
-                    return true;
-                }
-                // A run of matches probably continues: hash ahead.
-                ws.dg.run_next = x + bs as u64;
-                let m1 = *md1.get_or_insert_with(|| digest(&mut ws.dg, &mut out.digests, off + bs));
-                p.partner_matches(blocks, i, &m1)
-            };
+            // Whether block i is a guessed match here. `like` is what the same check gave
+            // for a block with the same sums (weak-equal, then strong and partner agree,
+            // if that was computed); the answer is the block's own in the same form.
+            type Verdict = (bool, Option<bool>);
+            let mut check =
+                |i: usize, like: Option<Verdict>, ws: &mut Workspace, out: &mut Hints| {
+                    let w = match like {
+                        Some((w, _)) => w,
+                        None => i < p.n && weak_equal(blocks, p.seq, i, k1, k2),
+                    };
+                    let known = like.and_then(|l| l.1);
+                    if !w {
+                        return (false, (false, None));
+                    }
+                    if ws.is_presumed(i) {
+                        presumed_only = !weak;
+                        return (false, (true, known));
+                    }
+                    if !weak {
+                        weak = true;
+                        presumed_only = false;
+                        out.stops.push(Stop { pos: x, k1, k2 });
+                    }
+                    let agree = known.unwrap_or_else(|| {
+                        let m0 =
+                            *md0.get_or_insert_with(|| digest(&mut ws.dg, &mut out.digests, off));
+                        if !blocks.strong_is(i, &m0) {
+                            return false;
+                        }
+                        if !seq2 {
+                            return true;
+                        }
+                        // A run of matches probably continues: hash ahead.
+                        ws.dg.run_next = x + bs as u64;
+                        let m1 = *md1
+                            .get_or_insert_with(|| digest(&mut ws.dg, &mut out.digests, off + bs));
+                        p.partner_matches(blocks, i, &m1)
+                    });
+                    (agree, (true, Some(agree)))
+                };
             if let Some(e) = expected {
-                if check(e, ws, out) {
+                if check(e, None, ws, out).0 {
                     hits.push(e as u32);
                 }
             }
@@ -252,8 +267,18 @@ impl Speculator<'_> {
             };
             if expand {
                 examined += index.entries(h).len();
-                for &i in index.entries(h) {
-                    if Some(i as usize) != expected && check(i as usize, ws, out) {
+                // A run of duplicate blocks shares the first one's verdict.
+                let same = index.same_as_previous(h);
+                let mut last: Option<Verdict> = None;
+                for (k, &i) in index.entries(h).iter().enumerate() {
+                    if Some(i as usize) == expected {
+                        last = None;
+                        continue;
+                    }
+                    let like = last.filter(|_| same.get(k).copied().unwrap_or(false));
+                    let (hit, verdict) = check(i as usize, like, ws, out);
+                    last = Some(verdict);
+                    if hit {
                         hits.push(i);
                     }
                 }

@@ -65,6 +65,9 @@ pub(super) struct Index {
     entries: Vec<u32>,
     /// Bit `hash >> (32 - fbits)` is set while a block with that hash may still be unknown.
     filter: Vec<u64>,
+    /// Beside `entries`, when marked (see [`Index::mark_duplicates`]): whether the entry's
+    /// block has the same sums as the one before it in the bucket.
+    same: Vec<bool>,
 }
 
 impl Index {
@@ -115,7 +118,45 @@ impl Index {
             live,
             entries,
             filter,
+            same: Vec::new(),
         }
+    }
+
+    /// Mark the entries whose block has the same weak and strong sums as the entry before it
+    /// in its bucket (for seq = 2 the next blocks' too): runs of duplicate blocks, which
+    /// get the same answer from every window. Only for an index that stays as it is.
+    pub(super) fn mark_duplicates(&mut self, blocks: &BlockSums, seq: usize) {
+        let n = blocks.len();
+        let sums_equal = |a: usize, b: usize| {
+            blocks.weak[a] == blocks.weak[b] && blocks.strong(a) == blocks.strong(b)
+        };
+        // Block N is a phantom with zero sums: equal only to itself.
+        let next_equal = |a: usize, b: usize| match (a + 1 < n, b + 1 < n) {
+            (true, true) => sums_equal(a + 1, b + 1),
+            (false, false) => true,
+            _ => false,
+        };
+        let mut same = vec![false; self.entries.len()];
+        for h in 0..self.start.len() {
+            let s = self.start[h] as usize;
+            let bucket = &self.entries[s..s + self.live[h] as usize];
+            for (k, pair) in bucket.windows(2).enumerate() {
+                let (a, b) = (pair[0] as usize, pair[1] as usize);
+                same[s + k + 1] = sums_equal(a, b) && (seq == 1 || next_equal(a, b));
+            }
+        }
+        self.same = same;
+    }
+
+    /// For each block of bucket `h` (as [`Index::entries`]), whether it has the same sums as
+    /// the one before it; empty unless marked.
+    #[inline]
+    pub(super) fn same_as_previous(&self, h: usize) -> &[bool] {
+        if self.same.is_empty() {
+            return &[];
+        }
+        let s = self.start[h] as usize;
+        &self.same[s..s + self.live[h] as usize]
     }
 
     /// The filter loop over this index's filter bits.
@@ -187,6 +228,8 @@ impl Index {
     /// Drop the known blocks from bucket `h`; when any left, its filter bits are rebuilt
     /// from the blocks that stay.
     pub(super) fn drop_known(&mut self, h: usize, known: &KnownSet) {
+        // Duplicate runs are marked only in an index that stays as it is.
+        debug_assert!(self.same.is_empty());
         let start = self.start[h] as usize;
         let live = self.live[h] as usize;
         let mut w = start;

@@ -229,7 +229,7 @@ impl<'c> Matcher<'c> {
 
     /// Scan one seed. Returns the seed's length. Blocks found are added to the known set and
     /// reuse instructions (with `src` offsets in this seed) to the reuse list.
-    pub fn scan(&mut self, seed: &mut dyn Read) -> std::io::Result<u64> {
+    pub fn scan(&mut self, seed: &mut (dyn Read + Send)) -> std::io::Result<u64> {
         self.fresh = None;
         self.scan_seed(seed, &mut |_, _| Ok(()))
     }
@@ -239,7 +239,7 @@ impl<'c> Matcher<'c> {
     /// ends the scan and is returned.
     pub fn scan_into(
         &mut self,
-        seed: &mut dyn Read,
+        seed: &mut (dyn Read + Send),
         sink: &mut ReuseSink<'_>,
     ) -> std::io::Result<u64> {
         self.fresh = Some(Vec::new());
@@ -248,7 +248,11 @@ impl<'c> Matcher<'c> {
         r
     }
 
-    fn scan_seed(&mut self, seed: &mut dyn Read, sink: &mut ReuseSink<'_>) -> std::io::Result<u64> {
+    fn scan_seed(
+        &mut self,
+        seed: &mut (dyn Read + Send),
+        sink: &mut ReuseSink<'_>,
+    ) -> std::io::Result<u64> {
         self.next_match = None;
         self.digester.new_seed();
         self.hints = Hints::default();
@@ -319,7 +323,8 @@ impl<'c> Matcher<'c> {
             len: usize,
             hints: mpsc::Receiver<Hints>,
         }
-        let frozen = self.index.clone();
+        let mut frozen = self.index.clone();
+        frozen.mark_duplicates(self.blocks, self.p.seq);
         let spec = hints::Speculator {
             p: self.p,
             blocks: self.blocks,
@@ -348,21 +353,59 @@ impl<'c> Matcher<'c> {
                     }
                 });
             }
+            // A thread of its own reads the seed ahead (the copies out of the page cache
+            // would otherwise be the matcher's), reusing the buffers the matcher is done with.
+            let (chunk_tx, chunk_rx) = mpsc::sync_channel::<std::io::Result<Chunk>>(2);
+            let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+            let read_ahead = s.spawn(move || {
+                loop {
+                    while let Ok(b) = spare_rx.try_recv() {
+                        reader.recycle(b);
+                    }
+                    let next = match reader.next() {
+                        Ok(Some(c)) => Ok(c),
+                        Ok(None) => break,
+                        Err(e) => Err(e),
+                    };
+                    let failed = next.is_err();
+                    // The matcher stops listening once it needs no more.
+                    if chunk_tx.send(next).is_err() || failed {
+                        break;
+                    }
+                }
+                reader
+            });
             let mut inflight: VecDeque<InFlight> = VecDeque::new();
             let mut pending = Some(first);
             let mut read_error = None;
-            let result = loop {
-                while inflight.len() < depth && read_error.is_none() {
+            let mut read_all = false;
+            let flow = loop {
+                while inflight.len() < depth && read_error.is_none() && !read_all {
                     let c = match pending.take() {
                         Some(c) => c,
-                        None => match reader.next() {
-                            Ok(Some(c)) => c,
-                            Ok(None) => break,
-                            Err(e) => {
-                                read_error = Some(e);
-                                break;
+                        None => {
+                            // Wait for the reader only when there is nothing else to do.
+                            let next = if inflight.is_empty() {
+                                chunk_rx.recv().ok()
+                            } else {
+                                match chunk_rx.try_recv() {
+                                    Ok(r) => Some(r),
+                                    Err(mpsc::TryRecvError::Empty) => break,
+                                    Err(mpsc::TryRecvError::Disconnected) => None,
+                                }
+                            };
+                            match next {
+                                Some(Ok(c)) => c,
+                                None => {
+                                    read_all = true;
+                                    break;
+                                }
+                                Some(Err(e)) => {
+                                    read_error = Some(e);
+                                    break;
+                                }
                             }
-                        },
+                        }
                     };
                     let data = Arc::new(c.data);
                     let (tx, rx) = mpsc::sync_channel(1);
@@ -389,30 +432,30 @@ impl<'c> Matcher<'c> {
                     hints,
                 }) = inflight.pop_front()
                 else {
-                    break match read_error.take() {
-                        Some(e) => Err(e),
-                        None => Ok(reader.seed_len()),
-                    };
+                    break Ok(Flow::More);
                 };
                 // Without hints (a worker failed) the chunk is simply rolled: same result.
                 self.hints = hints.recv().unwrap_or_default();
                 self.verified = 0;
                 let flow = self.match_chunk(&data, base, len, x);
                 if let Err(e) = self.flush_fresh(&data, base, sink) {
-                    cancel.store(true, Ordering::Relaxed);
                     break Err(e);
                 }
                 if let Ok(v) = Arc::try_unwrap(data) {
-                    reader.recycle(v);
+                    let _ = spare_tx.send(v);
                 }
                 if flow == Flow::Done {
-                    cancel.store(true, Ordering::Relaxed);
-                    inflight.clear();
-                    break match read_error.take() {
-                        Some(e) => Err(e),
-                        None => reader.skip_rest(),
-                    };
+                    break Ok(Flow::Done);
                 }
+            };
+            cancel.store(true, Ordering::Relaxed);
+            // The reader stops at its next chunk; then it gives the seed's length.
+            drop(chunk_rx);
+            let mut reader = read_ahead.join().expect("the seed reader does not panic");
+            let result = match (flow, read_error) {
+                (Err(e), _) | (_, Some(e)) => Err(e),
+                (Ok(Flow::Done), None) => reader.skip_rest(),
+                (Ok(Flow::More), None) => Ok(reader.seed_len()),
             };
             cancel.store(true, Ordering::Relaxed);
             drop(job_tx);
@@ -668,7 +711,7 @@ struct Chunk {
 
 /// Reads a seed as overlapping chunks.
 struct ChunkReader<'r> {
-    seed: &'r mut dyn Read,
+    seed: &'r mut (dyn Read + Send),
     chunk: usize,
     /// Bytes needed past a chunk's last position.
     extra: usize,
@@ -680,7 +723,7 @@ struct ChunkReader<'r> {
 }
 
 impl<'r> ChunkReader<'r> {
-    fn new(seed: &'r mut dyn Read, chunk: usize, extra: usize) -> Self {
+    fn new(seed: &'r mut (dyn Read + Send), chunk: usize, extra: usize) -> Self {
         ChunkReader {
             seed,
             chunk,
@@ -847,6 +890,7 @@ mod tests {
     fn threads_and_chunks_do_not_change_the_result() {
         let mut rng = Rng(0x0dd5_eed5_1234_5678);
         let mut parallel_hints = 0;
+        let mut duplicates = 0;
         // Fewer cases in unoptimized builds (the Bazel unit test), all of them otherwise.
         let cases = if cfg!(debug_assertions) { 20 } else { 60 };
         for case in 0..cases {
@@ -900,8 +944,35 @@ mod tests {
             let mut ws = hints::Workspace::new(&spec);
             spec.hints(&mut ws, &buf, 0, s.len(), &mut m.hints);
             parallel_hints += m.hints.stops.len();
+            // Runs of duplicate blocks marked (as the workers have them): the same hints.
+            let mut marked = m.index.clone();
+            marked.mark_duplicates(&c.blocks, m.p.seq);
+            duplicates += (0..1usize << 10)
+                .map(|h| marked.same_as_previous(h).iter().filter(|&&d| d).count())
+                .sum::<usize>();
+            let spec = hints::Speculator {
+                index: &marked,
+                ..spec
+            };
+            let mut ws = hints::Workspace::new(&spec);
+            let mut h = Hints::default();
+            spec.hints(&mut ws, &buf, 0, s.len(), &mut h);
+            assert_eq!(
+                format!("{:?}", (&h.covered, &h.presumed, &h.stops, &h.digests)),
+                format!(
+                    "{:?}",
+                    (
+                        &m.hints.covered,
+                        &m.hints.presumed,
+                        &m.hints.stops,
+                        &m.hints.digests
+                    )
+                ),
+                "case {case}: hints with duplicates marked"
+            );
         }
         assert!(parallel_hints > 1000, "{parallel_hints}");
+        assert!(duplicates > 1000, "{duplicates}");
     }
 
     /// Periodic stretches passed over change nothing: long repeats of units of many
