@@ -114,24 +114,60 @@ pub struct PrefixHasher {
 /// The hasher is told of progress in steps of at least this many bytes.
 const STEP: u64 = 4 << 20;
 
+/// Bytes read and hashed at a time.
+const PIECE: usize = 256 << 10;
+
 impl PrefixHasher {
     /// Start hashing `file` (bytes become final through [`PrefixHasher::advance`]).
     pub fn start(file: File, hashes: FileHashes) -> PrefixHasher {
         let (tx, rx) = mpsc::channel::<u64>();
         let thread = std::thread::spawn(move || {
-            let mut hashes = hashes;
-            let mut hashed = 0u64;
-            let mut buf = vec![0u8; 1 << 20];
-            while let Ok(mut upto) = rx.recv() {
-                while let Ok(u) = rx.try_recv() {
-                    upto = upto.max(u);
-                }
-                if upto > hashed {
-                    hash_range(&file, &mut hashes, &mut buf, hashed, upto)?;
-                    hashed = upto;
-                }
-            }
-            Ok(hashes)
+            // Reading and hashing overlap: this thread copies the final bytes out of the
+            // page cache, a second one hashes them (the hash is what the end of an update
+            // waits for).
+            let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(2);
+            let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+            std::thread::scope(|s| {
+                let hasher = s.spawn(move || {
+                    let mut hashes = hashes;
+                    for buf in full_rx {
+                        hashes.update(&buf);
+                        let _ = empty_tx.send(buf);
+                    }
+                    hashes
+                });
+                let read = (|| -> std::io::Result<()> {
+                    let mut hashed = 0u64;
+                    while let Ok(mut upto) = rx.recv() {
+                        while let Ok(u) = rx.try_recv() {
+                            upto = upto.max(u);
+                        }
+                        while hashed < upto {
+                            let mut buf = empty_rx.try_recv().unwrap_or_default();
+                            buf.resize(PIECE, 0);
+                            let want = (upto - hashed).min(PIECE as u64) as usize;
+                            let n = file.read_at(&mut buf[..want], hashed)?;
+                            if n == 0 {
+                                return Err(std::io::Error::new(
+                                    std::io::ErrorKind::UnexpectedEof,
+                                    "the file is shorter than the .zsync says",
+                                ));
+                            }
+                            buf.truncate(n);
+                            hashed += n as u64;
+                            if full_tx.send(buf).is_err() {
+                                return Err(std::io::Error::other("the hashing thread failed"));
+                            }
+                        }
+                    }
+                    Ok(())
+                })();
+                drop(full_tx);
+                let hashes = hasher
+                    .join()
+                    .map_err(|_| std::io::Error::other("the hashing thread failed"));
+                read.and(hashes)
+            })
         });
         PrefixHasher {
             tx,
@@ -207,6 +243,15 @@ mod tests {
             assert_eq!(r.is_ok(), corrupt.is_none(), "{corrupt:?}");
             assert_eq!(verify(&c, &path).is_ok(), corrupt.is_none(), "{corrupt:?}");
         }
+        // A file shorter than it should be is an error, not a wait.
+        let f = File::create(&path).unwrap();
+        f.write_all_at(&data[..1 << 20], 0).unwrap();
+        let h = PrefixHasher::start(File::open(&path).unwrap(), FileHashes::new(&c));
+        let e = h
+            .finish(data.len() as u64)
+            .err()
+            .expect("a short file fails");
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
