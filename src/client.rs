@@ -619,11 +619,9 @@ mod tests {
         }
     }
 
-    /// Interleaved chunks of several streams, corrupt data and data past the end: every
-    /// block is stored exactly once and only when right.
-    #[test]
-    fn sink_assembles_interleaved_chunks() {
-        let data: Vec<u8> = (0..100_003u32)
+    /// `len` bytes of test data, their control file (1 KiB blocks) and a fresh directory.
+    fn fixture(len: u32, name: &str) -> (Vec<u8>, ControlFile, PathBuf) {
+        let data: Vec<u8> = (0..len)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
         let opts = MakeOptions {
@@ -632,8 +630,16 @@ mod tests {
         };
         let control =
             ControlFile::parse(&make(&mut &data[..], 0, &opts).unwrap().to_bytes()).unwrap();
-        let dir = std::env::temp_dir().join(format!("zs3-sink-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("zs3-{name}-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
+        (data, control, dir)
+    }
+
+    /// Interleaved chunks of several streams, corrupt data and data past the end: every
+    /// block is stored exactly once and only when right.
+    #[test]
+    fn sink_assembles_interleaved_chunks() {
+        let (data, control, dir) = fixture(100_003, "sink");
         let path = dir.join("part");
         let mut w = work_for(&control, &path);
         // A corrupt copy of the first 10 blocks first: nothing may be stored.
@@ -675,17 +681,7 @@ mod tests {
     /// once (the hasher must not wait for the whole fetch); a part of a block waits on.
     #[test]
     fn a_range_end_settles_its_blocks_at_once() {
-        let data: Vec<u8> = (0..40_000u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-            .collect();
-        let opts = MakeOptions {
-            blocksize: Some(1024),
-            ..Default::default()
-        };
-        let control =
-            ControlFile::parse(&make(&mut &data[..], 0, &opts).unwrap().to_bytes()).unwrap();
-        let dir = std::env::temp_dir().join(format!("zs3-rangeend-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let (data, control, dir) = fixture(40_000, "rangeend");
         let path = dir.join("part");
         let mut w = work_for(&control, &path);
         let batched = w.batch() > 1;

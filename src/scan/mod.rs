@@ -865,6 +865,24 @@ mod tests {
         s
     }
 
+    /// The control file of `t` with block size `bs` and random Hash-Lengths (every seq and
+    /// weak-sum width).
+    fn control_with_random_lengths(rng: &mut Rng, t: &[u8], bs: u32) -> ControlFile {
+        let opts = MakeOptions {
+            blocksize: Some(bs),
+            threads: 1,
+            ..Default::default()
+        };
+        let mut made = make(&mut &t[..], 0, &opts).unwrap();
+        made.header.hash_lengths = HashLengths::new(
+            1 + rng.below(2) as u32,
+            1 + rng.below(4) as u32,
+            [3u32, 4, 8, 16][rng.below(4)],
+        )
+        .unwrap();
+        ControlFile::parse(&made.to_bytes()).unwrap()
+    }
+
     type Found = (Vec<Vec<Reuse>>, Vec<u64>, Vec<(usize, usize)>);
 
     fn run(c: &ControlFile, seeds: &[Vec<u8>], pre: &[(usize, usize)], m: Matcher<'_>) -> Found {
@@ -897,19 +915,7 @@ mod tests {
             let bs = [16u32, 64, 128, 1024][rng.below(4)];
             let len = rng.below(150_000);
             let t = target(&mut rng, len);
-            let opts = MakeOptions {
-                blocksize: Some(bs),
-                threads: 1,
-                ..Default::default()
-            };
-            let mut made = make(&mut &t[..], 0, &opts).unwrap();
-            made.header.hash_lengths = HashLengths::new(
-                1 + rng.below(2) as u32,
-                1 + rng.below(4) as u32,
-                [3u32, 4, 8, 16][rng.below(4)],
-            )
-            .unwrap();
-            let c = ControlFile::parse(&made.to_bytes()).unwrap();
+            let c = control_with_random_lengths(&mut rng, &t, bs);
             let seeds: Vec<Vec<u8>> = (0..1 + rng.below(3)).map(|_| seed(&mut rng, &t)).collect();
             let n = c.blocks.len();
             let pre: Vec<(usize, usize)> = if n > 0 && rng.below(3) == 0 {
@@ -999,19 +1005,7 @@ mod tests {
                 t.extend(rng.bytes(k));
                 units.push(unit);
             }
-            let opts = MakeOptions {
-                blocksize: Some(bs),
-                threads: 1,
-                ..Default::default()
-            };
-            let mut made = make(&mut &t[..], 0, &opts).unwrap();
-            made.header.hash_lengths = HashLengths::new(
-                1 + rng.below(2) as u32,
-                1 + rng.below(4) as u32,
-                [3u32, 4, 8, 16][rng.below(4)],
-            )
-            .unwrap();
-            let c = ControlFile::parse(&made.to_bytes()).unwrap();
+            let c = control_with_random_lengths(&mut rng, &t, bs);
             let mut s = seed(&mut rng, &t);
             for _ in 0..3 {
                 let unit = &units[rng.below(units.len())];
