@@ -70,6 +70,18 @@ impl FileHashes {
     }
 }
 
+/// Read bytes of `file` from `at` into `buf` (not empty): how many, at least one (a file
+/// that ends before is an error).
+fn read_some(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    match file.read_at(buf, at)? {
+        0 => Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the file is shorter than the .zsync says",
+        )),
+        n => Ok(n),
+    }
+}
+
 /// Hash bytes `[from, to)` of `file` into `hashes`, reading through `buf` (not empty).
 fn hash_range(
     file: &File,
@@ -81,13 +93,7 @@ fn hash_range(
     let mut at = from;
     while at < to {
         let want = (to - at).min(buf.len() as u64) as usize;
-        let n = file.read_at(&mut buf[..want], at)?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the file is shorter than the .zsync says",
-            ));
-        }
+        let n = read_some(file, &mut buf[..want], at)?;
         hashes.update(&buf[..n]);
         at += n as u64;
     }
@@ -146,13 +152,7 @@ impl PrefixHasher {
                             let mut buf = empty_rx.try_recv().unwrap_or_default();
                             buf.resize(PIECE, 0);
                             let want = (upto - hashed).min(PIECE as u64) as usize;
-                            let n = file.read_at(&mut buf[..want], hashed)?;
-                            if n == 0 {
-                                return Err(std::io::Error::new(
-                                    std::io::ErrorKind::UnexpectedEof,
-                                    "the file is shorter than the .zsync says",
-                                ));
-                            }
+                            let n = read_some(&file, &mut buf[..want], hashed)?;
                             buf.truncate(n);
                             hashed += n as u64;
                             if full_tx.send(buf).is_err() {

@@ -323,12 +323,14 @@ fn schedule(
                 (b, false)
             } else if !queue.is_empty() {
                 let multi_ok = http && cfg.multi_range && state.multi != Tri::No;
-                // As many requests as the limits need, if they can run at once.
-                let queued: u64 = queue.iter().map(|r| r.len()).sum();
-                let needed = (queued.div_ceil(cfg.max_request_bytes.max(1)) as usize)
-                    .max(queue.len().div_ceil(cfg.max_ranges.max(1)));
-                let n = needed.min(free);
-                if multi_ok && state.multi == Tri::Yes && state.ranges == Tri::Yes && n > 1 {
+                // Once multi-range answers are known to work: as many requests as the limits
+                // need, if they can run at once.
+                let n = if multi_ok && state.multi == Tri::Yes && state.ranges == Tri::Yes {
+                    requests_needed(&queue, cfg).min(free)
+                } else {
+                    1
+                };
+                if n > 1 {
                     // Requests that start together advance through the file together, so
                     // that the file is complete from its start on as early as possible.
                     dealt = deal(
@@ -487,6 +489,13 @@ fn shrink_probe(batch: &mut Vec<ByteRange>, queue: &mut VecDeque<ByteRange>, lim
     for r in back.into_iter().rev() {
         queue.push_front(r);
     }
+}
+
+/// Requests the ranges of `queue` take at least, within the limits of `cfg`.
+fn requests_needed(queue: &VecDeque<ByteRange>, cfg: &Config) -> usize {
+    let bytes: u64 = queue.iter().map(|r| r.len()).sum();
+    (bytes.div_ceil(cfg.max_request_bytes.max(1)) as usize)
+        .max(queue.len().div_ceil(cfg.max_ranges.max(1)))
 }
 
 /// Deal the ranges at the front of `queue` into up to `n` requests that advance through the

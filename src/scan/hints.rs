@@ -186,13 +186,9 @@ impl Speculator<'_> {
                     // presumed blocks as known (those are the same throughout a stretch, and
                     // a stop with a guessed match ends it): nor does one that repeats them,
                     // so it need not be listed, stop or not.
-                    let to = super::period::skip(buf, from, off, len, p.seq * bs);
-                    if to > off {
-                        off = to;
-                        if off >= len {
-                            break;
-                        }
-                        (r0, r1) = p.sums_at(buf, off);
+                    off = p.pass_period(buf, from, off, len, &mut r0, &mut r1);
+                    if off >= len {
+                        break;
                     }
                     look = p.next_look(off);
                     continue;

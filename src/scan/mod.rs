@@ -71,6 +71,25 @@ impl Params {
         }
     }
 
+    /// Pass over the positions from `off` that repeat what `[lo, off)` examined without a
+    /// result (see [`period`]), up to `end`: returns where to go on, with `r0`/`r1` set to
+    /// the sums of the windows there (untouched when nothing was passed or it is `end`).
+    fn pass_period(
+        &self,
+        buf: &[u8],
+        lo: usize,
+        off: usize,
+        end: usize,
+        r0: &mut Rsum,
+        r1: &mut Rsum,
+    ) -> usize {
+        let to = period::skip(buf, lo, off, end, self.seq * self.bs);
+        if to > off && to < end {
+            (*r0, *r1) = self.sums_at(buf, to);
+        }
+        to
+    }
+
     /// The sums of the window at `off` and (seq = 2) of the one a block further.
     fn sums_at(&self, buf: &[u8], off: usize) -> (Rsum, Rsum) {
         let r0 = Rsum::of(&buf[off..off + self.bs]);
@@ -544,7 +563,7 @@ impl<'c> Matcher<'c> {
         let (mut r0, mut r1) = self.p.sums_at(buf, off);
         // Every position from `lo` on was examined without a match; the next look for a
         // period to pass over is at `look`.
-        let (lo, ctx) = (off, self.p.seq * bs);
+        let lo = off;
         let mut look = self.p.next_look(off);
         while off < end {
             let f = self.index.filter(self.p.mask, bs, shift);
@@ -555,13 +574,9 @@ impl<'c> Matcher<'c> {
             }
             if off == stop {
                 // Not admitted yet: pass over what repeats what was examined.
-                let to = period::skip(buf, lo, off, end, ctx);
-                if to > off {
-                    off = to;
-                    if off >= end {
-                        break;
-                    }
-                    (r0, r1) = self.p.sums_at(buf, off);
+                off = self.p.pass_period(buf, lo, off, end, &mut r0, &mut r1);
+                if off >= end {
+                    break;
                 }
                 look = self.p.next_look(off);
                 continue;
