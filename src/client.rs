@@ -406,16 +406,24 @@ pub fn update(
         };
         let file = &work.file;
         let mut runs = crate::fsutil::RunWriter::new(1 << 20);
-        let res = work.matcher.scan_into(&mut reader, &mut |dst, data| {
-            runs.write_at(file, dst, data, &mut on_written)
-                .map_err(|e| {
-                    let kind = e.kind();
-                    write_error = Some(e);
-                    std::io::Error::new(kind, "writing the working file failed")
-                })
+        // Pieces reused at several places wait, so that their places are written in runs.
+        let mut repeats = crate::fsutil::Repeats::default();
+        let res = work.matcher.scan_into(&mut reader, &mut |places, data| {
+            match places {
+                [at] => runs.write_at(file, *at, data, &mut on_written),
+                _ => repeats.add(places, data, &mut runs, file, &mut on_written),
+            }
+            .map_err(|e| {
+                let kind = e.kind();
+                write_error = Some(e);
+                std::io::Error::new(kind, "writing the working file failed")
+            })
         });
         if write_error.is_none() {
-            if let Err(e) = runs.flush(file, &mut on_written) {
+            let done = repeats
+                .flush(&mut runs, file, &mut on_written)
+                .and_then(|()| runs.flush(file, &mut on_written));
+            if let Err(e) = done {
                 write_error = Some(e);
             }
         }

@@ -173,6 +173,85 @@ impl RunWriter {
     }
 }
 
+/// Pieces that belong at several places of a file (content repeated through it), kept so
+/// that their places are written in runs. The places of one piece are usually far apart,
+/// and the pieces that fill the gaps between them come later (a repeated unit of two
+/// blocks, say, has the places of its first block found at once, then those of its
+/// second); written one by one, each would be a system call of its own. What is kept is
+/// bounded: when there is no more room, it is written.
+pub struct Repeats {
+    /// The pieces, one after the other.
+    bytes: Vec<u8>,
+    /// (offset in the file, offset in `bytes`, length)
+    places: Vec<(u64, usize, usize)>,
+    max_bytes: usize,
+    max_places: usize,
+}
+
+impl Default for Repeats {
+    /// Room for 4 MiB of pieces and 256 Ki places (4 MiB).
+    fn default() -> Self {
+        Repeats::with_room(4 << 20, 1 << 18)
+    }
+}
+
+impl Repeats {
+    /// Keep at most `max_bytes` bytes of pieces and `max_places` places.
+    pub fn with_room(max_bytes: usize, max_places: usize) -> Repeats {
+        Repeats {
+            bytes: Vec::new(),
+            places: Vec::new(),
+            max_bytes,
+            max_places,
+        }
+    }
+
+    /// Keep `data` for each of `places`. If there is no room, what is kept is written first
+    /// (through `runs`); a piece too large to keep is written at once.
+    pub fn add(
+        &mut self,
+        places: &[u64],
+        data: &[u8],
+        runs: &mut RunWriter,
+        file: &File,
+        written: &mut dyn FnMut(u64, u64),
+    ) -> std::io::Result<()> {
+        if data.len() > self.max_bytes || places.len() > self.max_places {
+            for &at in places {
+                runs.write_at(file, at, data, written)?;
+            }
+            return Ok(());
+        }
+        if self.bytes.len() + data.len() > self.max_bytes
+            || self.places.len() + places.len() > self.max_places
+        {
+            self.flush(runs, file, written)?;
+        }
+        let from = self.bytes.len();
+        self.bytes.extend_from_slice(data);
+        self.places
+            .extend(places.iter().map(|&at| (at, from, data.len())));
+        Ok(())
+    }
+
+    /// Write what is kept, in the order of the file (through `runs`, which may keep the last
+    /// run: flush it too).
+    pub fn flush(
+        &mut self,
+        runs: &mut RunWriter,
+        file: &File,
+        written: &mut dyn FnMut(u64, u64),
+    ) -> std::io::Result<()> {
+        self.places.sort_unstable_by_key(|p| p.0);
+        for &(at, from, len) in &self.places {
+            runs.write_at(file, at, &self.bytes[from..from + len], written)?;
+        }
+        self.places.clear();
+        self.bytes.clear();
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +272,99 @@ mod tests {
         write_atomically(&p, |w| w.write_all(b"new")).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"new");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Pieces kept for several places, mixed with single pieces, give the file that plain
+    /// writes give, with every byte reported once, after it was written; for every kind of
+    /// room, down to none.
+    #[test]
+    fn repeats_equal_plain_writes() {
+        let dir = std::env::temp_dir().join(format!("zs3-repeats-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let mut seed = 0x2545f4914f6cdd1du64;
+        let mut rand = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut kept_and_flushed = 0;
+        for case in 0..60 {
+            // A few units of content, repeated through a file between unique bytes.
+            let units: Vec<Vec<u8>> = (0..1 + rand(4))
+                .map(|_| (0..1 + rand(40)).map(|_| rand(256) as u8).collect())
+                .collect();
+            let mut want = Vec::new();
+            let mut places: Vec<Vec<u64>> = vec![Vec::new(); units.len()];
+            let mut singles = Vec::new();
+            for _ in 0..1 + rand(120) {
+                if rand(3) == 0 {
+                    let n = 1 + rand(50) as usize;
+                    singles.push((want.len() as u64, want.len()..want.len() + n));
+                    want.extend((0..n).map(|_| rand(256) as u8));
+                } else {
+                    let u = rand(units.len() as u64) as usize;
+                    places[u].push(want.len() as u64);
+                    want.extend_from_slice(&units[u]);
+                }
+            }
+            // What a scan hands over: a unit's places in groups (ascending), single pieces,
+            // in a mixed order.
+            enum Piece {
+                One(u64, std::ops::Range<usize>),
+                Many(Vec<u64>, usize),
+            }
+            let mut pieces: Vec<Piece> = singles
+                .into_iter()
+                .map(|(at, r)| Piece::One(at, r))
+                .collect();
+            for (u, ps) in places.iter().enumerate() {
+                for group in ps.chunks(1 + rand(8) as usize) {
+                    pieces.push(Piece::Many(group.to_vec(), u));
+                }
+            }
+            for k in (1..pieces.len()).rev() {
+                pieces.swap(k, rand(k as u64 + 1) as usize);
+            }
+            let p = dir.join(format!("f{case}"));
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&p)
+                .unwrap();
+            let mut runs = RunWriter::new(1 + rand(200) as usize);
+            let mut repeats = Repeats::with_room(rand(100) as usize, rand(12) as usize);
+            let mut reported = vec![false; want.len()];
+            let mut check = |off: u64, n: u64| {
+                let mut got = vec![0; n as usize];
+                file.read_exact_at(&mut got, off).unwrap();
+                assert_eq!(got, want[off as usize..(off + n) as usize]);
+                for r in &mut reported[off as usize..(off + n) as usize] {
+                    assert!(!*r, "byte reported twice");
+                    *r = true;
+                }
+            };
+            for piece in &pieces {
+                match piece {
+                    Piece::One(at, r) => runs.write_at(&file, *at, &want[r.clone()], &mut check),
+                    Piece::Many(at, u) => repeats.add(at, &units[*u], &mut runs, &file, &mut check),
+                }
+                .unwrap();
+                if rand(30) == 0 {
+                    repeats.flush(&mut runs, &file, &mut check).unwrap();
+                }
+            }
+            kept_and_flushed += repeats.places.len();
+            repeats.flush(&mut runs, &file, &mut check).unwrap();
+            assert!(repeats.places.is_empty() && repeats.bytes.is_empty());
+            runs.flush(&file, &mut check).unwrap();
+            assert!(reported.iter().all(|&r| r), "case {case}: every byte");
+            assert_eq!(fs::read(&p).unwrap(), want, "case {case}");
+        }
+        assert!(kept_and_flushed > 0, "some places were kept to the end");
         fs::remove_dir_all(&dir).unwrap();
     }
 

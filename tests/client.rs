@@ -540,6 +540,55 @@ fn normal_server_few_requests_only_missing_blocks() {
     assert!(out.stderr.contains("fetched"), "no summary line: {out}");
 }
 
+/// Content repeated through the target in interleaved units (the places of one block are
+/// found together, those of the block between them later), zero runs and unique blocks:
+/// everything the seed has is reused, only the new blocks are fetched.
+#[test]
+fn interleaved_repeated_blocks_are_reused() {
+    let site = Site::new("repeats");
+    let unit = |k: u64| test_data(1024, 1000 + k);
+    let (a, b, c) = (unit(1), unit(2), unit(3));
+    let mut target = Vec::new();
+    for _ in 0..300 {
+        target.extend_from_slice(&a);
+        target.extend_from_slice(&b);
+    }
+    target.extend_from_slice(&unit(4)); // new
+    for k in 0..200 {
+        target.extend_from_slice(if k % 3 == 2 { &c } else { &b });
+        target.extend_from_slice(&a);
+    }
+    target.resize(target.len() + 100 * 1024, 0);
+    target.extend_from_slice(&unit(5)); // new
+    target.extend_from_slice(&c[..500]);
+    let mut old = Vec::new();
+    for u in [&c, &b, &a, &b] {
+        old.extend_from_slice(u);
+    }
+    old.resize(old.len() + 3000, 0);
+    old.extend_from_slice(&c[..500]);
+    let zsync = site.publish("file.bin", &target, &["-b", "1024"]);
+    site.local("old.bin", &old);
+    let srv = TestServer::start(&site.srv);
+    let s = Scenario {
+        site,
+        srv,
+        target,
+        old,
+        zsync,
+    };
+    let out = s.run(&[]);
+    s.assert_success(&out);
+    let got = asked_all(&s.data_requests(), s.target.len() as u64);
+    let new = [(600 * 1024, 601 * 1024 - 1), (1101 * 1024, 1102 * 1024 - 1)];
+    assert!(covers(&got, &new), "the new blocks were asked for: {got:?}");
+    assert_eq!(
+        total(&got),
+        total(&new),
+        "only the new blocks: {got:?}\n{out}"
+    );
+}
+
 #[test]
 fn quiet_run_prints_nothing() {
     let s = scenario("quiet", 100_000, 3);

@@ -162,8 +162,10 @@ pub struct Matcher<'c> {
     fresh: Option<Vec<Reuse>>,
 }
 
-/// Receives reused bytes as the scan finds them: `(target offset, bytes)`.
-pub type ReuseSink<'s> = dyn FnMut(u64, &[u8]) -> std::io::Result<()> + 's;
+/// Receives reused bytes as the scan finds them: `(target offsets, bytes)`, the bytes
+/// belonging at each of the offsets (in ascending order). Content repeated in the target is
+/// found at several places at once, so a piece of the seed may be reused several times.
+pub type ReuseSink<'s> = dyn FnMut(&[u64], &[u8]) -> std::io::Result<()> + 's;
 
 /// Whether to go on reading the seed.
 #[derive(PartialEq, Eq)]
@@ -312,12 +314,26 @@ impl<'c> Matcher<'c> {
         let Some(fresh) = self.fresh.as_mut() else {
             return Ok(());
         };
-        for r in fresh.drain(..) {
+        let mut places = Vec::new();
+        let mut k = 0;
+        while k < fresh.len() {
+            // The pieces found at one seed position (one after the other, in ascending
+            // target order) go together.
+            let r = fresh[k];
+            places.clear();
+            while k < fresh.len() && fresh[k].src == r.src && fresh[k].len == r.len {
+                places.push(fresh[k].dst);
+                k += 1;
+            }
             // A match lies at a position of this chunk and its blocks within the bytes
             // after it that the chunk holds.
             let from = (r.src - base) as usize;
-            sink(r.dst, &buf[from..from + r.len as usize])?;
+            if let Err(e) = sink(&places, &buf[from..from + r.len as usize]) {
+                fresh.clear();
+                return Err(e);
+            }
         }
+        fresh.clear();
         Ok(())
     }
 
@@ -1062,6 +1078,7 @@ mod tests {
     #[test]
     fn scan_into_hands_over_the_reused_bytes() {
         let mut rng = Rng(7);
+        let mut repeated = 0;
         for case in 0..30 {
             let bs = [16u32, 64, 1024][case % 3];
             let len = 20_000 + rng.below(60_000);
@@ -1084,10 +1101,14 @@ mod tests {
                 let mut m = Matcher::new(&c)
                     .with_threads(threads)
                     .with_chunk_size(chunk);
-                m.scan_into(&mut &s[..], &mut |dst, data| {
-                    let d = dst as usize;
-                    assert_eq!(data, &t[d..d + data.len()], "bytes for {dst}");
-                    got.push((dst, data.len() as u64));
+                m.scan_into(&mut &s[..], &mut |dsts, data| {
+                    assert!(dsts.windows(2).all(|w| w[0] < w[1]), "places in order");
+                    for &dst in dsts {
+                        let d = dst as usize;
+                        assert_eq!(data, &t[d..d + data.len()], "bytes for {dst}");
+                        got.push((dst, data.len() as u64));
+                    }
+                    repeated += usize::from(dsts.len() > 1);
                     Ok(())
                 })
                 .unwrap();
@@ -1107,6 +1128,7 @@ mod tests {
                 assert!(pieces.next().is_none());
             }
         }
+        assert!(repeated > 0, "some pieces were reused at several places");
     }
 
     /// In covered stretches the hints list exactly the positions whose keys equal the weak
