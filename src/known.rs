@@ -44,6 +44,11 @@ impl KnownSet {
         self.count == self.n
     }
 
+    /// One bit per block (block i is bit i % 64 of word i / 64), at least one word.
+    pub fn words(&self) -> &[u64] {
+        &self.levels[0]
+    }
+
     /// Is block `i` known?
     #[inline]
     pub fn contains(&self, i: usize) -> bool {

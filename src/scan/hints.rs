@@ -84,7 +84,10 @@ pub(super) struct Workspace {
     pub(super) dg: Digester,
     /// The index's filter, thinned of presumed blocks for the current chunk.
     filter: Vec<u64>,
-    /// Words of `filter` changed in this chunk.
+    /// The index's filter, thinned of blocks known before some earlier chunk: they stay
+    /// known, and the chunks come in order, so this holds for every chunk to come.
+    lasting: Vec<u64>,
+    /// Words where `filter` differs from `lasting`.
     touched: Vec<usize>,
     /// Bit i: block i is presumed in this chunk.
     presumed: Vec<u64>,
@@ -95,6 +98,7 @@ impl Workspace {
         Workspace {
             dg: Digester::new(spec.blocks.algorithm, spec.p.bs),
             filter: spec.index.filter_words().to_vec(),
+            lasting: spec.index.filter_words().to_vec(),
             touched: Vec::new(),
             presumed: vec![0; spec.p.n.div_ceil(64)],
         }
@@ -108,21 +112,26 @@ impl Workspace {
 impl Speculator<'_> {
     /// Compute the hints for positions `[base, base + len)` of a seed into `out`; `buf` holds
     /// the seed bytes from `base`, at least `len + seq·B + 1` of them (zeros past the end).
+    /// `known` has a bit for each block known before the matcher gets to the chunk (as in
+    /// [`KnownSet::words`](crate::known::KnownSet::words)); blocks only ever become known,
+    /// so they are taken as known from the start.
     pub(super) fn hints(
         &self,
         ws: &mut Workspace,
         buf: &[u8],
         base: u64,
         len: usize,
+        known: &[u64],
         out: &mut Hints,
     ) {
         let Speculator { p, blocks, index } = *self;
         out.clear();
-        // A fresh start: nothing presumed, the filter as the index has it.
+        // A fresh start: the known blocks presumed, the filter thinned of blocks known.
         for w in ws.touched.drain(..) {
-            ws.filter[w] = index.filter_words()[w];
+            ws.filter[w] = ws.lasting[w];
         }
-        ws.presumed.fill(0);
+        let words = ws.presumed.len();
+        ws.presumed.copy_from_slice(&known[..words]);
         let bs = p.bs;
         let seq2 = p.seq == 2;
         assert!(buf.len() > len + p.seq * bs);
@@ -286,7 +295,13 @@ impl Speculator<'_> {
                 let thinned = (ws.filter[w] & !range) | bits;
                 if ws.filter[w] != thinned {
                     ws.filter[w] = thinned;
-                    ws.touched.push(w);
+                    // If they are all known, for good.
+                    let known = |i: u32| known[i as usize / 64] >> (i % 64) & 1 == 1;
+                    let (_, _, bits) = index.filter_bits(h, |i| !known(i));
+                    ws.lasting[w] = (ws.lasting[w] & !range) | bits;
+                    if ws.filter[w] != ws.lasting[w] {
+                        ws.touched.push(w);
+                    }
                 }
             }
             if out.stops.len() > max_stops

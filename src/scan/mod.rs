@@ -350,6 +350,8 @@ impl<'c> Matcher<'c> {
             data: Arc<Vec<u8>>,
             base: u64,
             len: usize,
+            /// The known blocks when the job was made.
+            known: Arc<Vec<u64>>,
             reply: mpsc::SyncSender<Hints>,
         }
         struct InFlight {
@@ -380,7 +382,7 @@ impl<'c> Matcher<'c> {
                         let mut h = Hints::default();
                         if !cancel.load(Ordering::Relaxed) {
                             ws.dg.new_seed();
-                            spec.hints(&mut ws, &job.data, job.base, job.len, &mut h);
+                            spec.hints(&mut ws, &job.data, job.base, job.len, &job.known, &mut h);
                         }
                         drop(job.data);
                         // The matcher may have stopped waiting (every block known).
@@ -411,6 +413,8 @@ impl<'c> Matcher<'c> {
                 reader
             });
             let mut inflight: VecDeque<InFlight> = VecDeque::new();
+            // What the workers are told is known (renewed when more is).
+            let mut known = (usize::MAX, Arc::new(Vec::new()));
             let mut pending = Some(first);
             let mut read_error = None;
             let mut read_all = false;
@@ -444,10 +448,14 @@ impl<'c> Matcher<'c> {
                     };
                     let data = Arc::new(c.data);
                     let (tx, rx) = mpsc::sync_channel(1);
+                    if known.0 != self.known.count() {
+                        known = (self.known.count(), Arc::new(self.known.words().to_vec()));
+                    }
                     let job = Job {
                         data: Arc::clone(&data),
                         base: c.base,
                         len: c.len,
+                        known: Arc::clone(&known.1),
                         reply: tx,
                     };
                     // If no worker is left, the job and its reply sender are dropped and
@@ -979,7 +987,7 @@ mod tests {
             let mut buf = s.clone();
             buf.resize(s.len() + 2 * bs as usize + 1, 0);
             let mut ws = hints::Workspace::new(&spec);
-            spec.hints(&mut ws, &buf, 0, s.len(), &mut m.hints);
+            spec.hints(&mut ws, &buf, 0, s.len(), m.known.words(), &mut m.hints);
             parallel_hints += m.hints.stops.len();
             // Runs of duplicate blocks marked (as the workers have them): the same hints.
             let mut marked = m.index.clone();
@@ -993,7 +1001,7 @@ mod tests {
             };
             let mut ws = hints::Workspace::new(&spec);
             let mut h = Hints::default();
-            spec.hints(&mut ws, &buf, 0, s.len(), &mut h);
+            spec.hints(&mut ws, &buf, 0, s.len(), m.known.words(), &mut h);
             assert_eq!(
                 format!("{:?}", (&h.covered, &h.presumed, &h.stops, &h.digests)),
                 format!(
@@ -1154,45 +1162,65 @@ mod tests {
         let mut buf = s.clone();
         buf.resize(s.len() + 129, 0);
         let mut ws = hints::Workspace::new(&spec);
-        let mut h = Hints::default();
-        spec.hints(&mut ws, &buf, 0, s.len(), &mut h);
-        let mask = m.p.mask;
-        let mut stops = h.stops.iter().peekable();
-        let mut unlisted = 0;
-        for cov in &h.covered {
-            let presumed = &h.presumed[..cov.need as usize];
-            for x in cov.from..cov.to {
-                let x = x as usize;
-                let k1 = Rsum::of_plain(&buf[x..x + 64]).packed() & mask;
-                let k2 = Rsum::of_plain(&buf[x + 64..x + 128]).packed() & mask;
-                let weak: Vec<u32> = (0..c.blocks.len() as u32)
-                    .filter(|&i| weak_equal(&c.blocks, 2, i as usize, k1, k2))
-                    .collect();
-                let listed = stops.peek().is_some_and(|st| st.pos == x as u64);
-                if !listed && !weak.is_empty() {
-                    assert!(
-                        weak.iter().all(|i| presumed.contains(i)),
-                        "position {x}: unlisted, but not all of {weak:?} presumed"
-                    );
-                    unlisted += 1;
-                }
-                assert!(!listed || !weak.is_empty(), "position {x} listed");
-                if listed {
-                    let st = stops.next().unwrap();
-                    assert_eq!((st.k1, st.k2), (k1, k2));
-                }
+        // Nothing known yet, then a third of the blocks known before the chunk (the worker
+        // must take them as known: unlisted, not presumed).
+        let mut some_known = KnownSet::new(c.blocks.len());
+        for i in 0..c.blocks.len() {
+            if rng.below(3) == 0 {
+                some_known.insert(i);
             }
         }
-        assert!(stops.next().is_none(), "stops outside covered stretches");
-        for &(x, d) in &h.digests {
-            let x = x as usize;
-            assert_eq!(
-                d[..16],
-                crate::strong::md4(&buf[x..x + 64]),
-                "digest at {x}"
+        for known in [KnownSet::new(c.blocks.len()), some_known] {
+            let mut h = Hints::default();
+            spec.hints(&mut ws, &buf, 0, s.len(), known.words(), &mut h);
+            let mask = m.p.mask;
+            let mut stops = h.stops.iter().peekable();
+            let (mut unlisted, mut unlisted_known) = (0, 0);
+            for cov in &h.covered {
+                let presumed = &h.presumed[..cov.need as usize];
+                for x in cov.from..cov.to {
+                    let x = x as usize;
+                    let k1 = Rsum::of_plain(&buf[x..x + 64]).packed() & mask;
+                    let k2 = Rsum::of_plain(&buf[x + 64..x + 128]).packed() & mask;
+                    let weak: Vec<u32> = (0..c.blocks.len() as u32)
+                        .filter(|&i| weak_equal(&c.blocks, 2, i as usize, k1, k2))
+                        .collect();
+                    let listed = stops.peek().is_some_and(|st| st.pos == x as u64);
+                    if !listed && !weak.is_empty() {
+                        assert!(
+                            weak.iter()
+                                .all(|&i| presumed.contains(&i) || known.contains(i as usize)),
+                            "position {x}: unlisted, but not all of {weak:?} presumed or known"
+                        );
+                        unlisted += 1;
+                        unlisted_known +=
+                            usize::from(weak.iter().all(|&i| known.contains(i as usize)));
+                    }
+                    assert!(!listed || !weak.is_empty(), "position {x} listed");
+                    if listed {
+                        let st = stops.next().unwrap();
+                        assert_eq!((st.k1, st.k2), (k1, k2));
+                    }
+                }
+            }
+            assert!(stops.next().is_none(), "stops outside covered stretches");
+            assert!(
+                h.presumed.iter().all(|&i| !known.contains(i as usize)),
+                "known blocks are not presumed"
             );
+            for &(x, d) in &h.digests {
+                let x = x as usize;
+                assert_eq!(
+                    d[..16],
+                    crate::strong::md4(&buf[x..x + 64]),
+                    "digest at {x}"
+                );
+            }
+            assert!(h.stops.len() > 100 && h.covered.len() > 10);
+            assert!(unlisted > 1000 && !h.presumed.is_empty(), "{unlisted}");
+            if known.count() > 0 {
+                assert!(unlisted_known > 100, "{unlisted_known}");
+            }
         }
-        assert!(h.stops.len() > 100 && h.covered.len() > 10);
-        assert!(unlisted > 1000 && !h.presumed.is_empty(), "{unlisted}");
     }
 }
