@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::control::ControlFile;
+use crate::copy;
 use crate::fetch::{FetchError, RangeFetcher, RangeSink};
+use crate::known::KnownSet;
 use crate::plan::missing_ranges;
 use crate::scan::Matcher;
 use crate::verify::{FileHashes, PrefixHasher};
@@ -94,6 +96,11 @@ struct Work<'c> {
     frontier: usize,
     /// Sends what is written to the disk in the background.
     flusher: Option<crate::fsutil::Flusher>,
+    /// The blocks the seeds have, and their copy into the file (see `copy`).
+    reused: KnownSet,
+    copier: Option<copy::Copier>,
+    /// Bytes the copy has written.
+    copied: u64,
 }
 
 impl Work<'_> {
@@ -141,10 +148,29 @@ impl Work<'_> {
         Ok((start + n as u64, buf))
     }
 
-    /// Let the hasher go on up to the first block not known yet.
+    /// Let the hasher go on up to the first block not in the file yet: one not known, or a
+    /// reused one the copy has not got to.
     fn advance_frontier(&mut self) {
-        self.frontier = self.matcher.known().next_missing(self.frontier);
-        let upto = (self.frontier as u64 * self.bs()).min(self.control.header.length);
+        let (bs, length) = (self.bs(), self.control.header.length);
+        let known = self.matcher.known().next_missing(self.frontier);
+        let uncopied = match &self.copier {
+            Some(c) => {
+                let done = c.done().min(length);
+                if let Some(f) = &mut self.flusher {
+                    f.wrote(done.saturating_sub(self.copied));
+                }
+                self.copied = self.copied.max(done);
+                if done == length {
+                    usize::MAX
+                } else {
+                    self.reused
+                        .next_known(self.frontier.max((done / bs) as usize))
+                }
+            }
+            None => usize::MAX,
+        };
+        self.frontier = known.min(uncopied);
+        let upto = (self.frontier as u64 * bs).min(length);
         if let Some(h) = &mut self.hasher {
             h.advance(upto);
         }
@@ -348,6 +374,9 @@ pub fn update(
         hasher: None,
         frontier: 0,
         flusher: None,
+        reused: KnownSet::new(0),
+        copier: None,
+        copied: 0,
     };
     // The working file is hashed from the start, as far as its content is final.
     let reader = work.file.try_clone().map_err(|e| Error::io(&tmp, e))?;
@@ -358,9 +387,9 @@ pub fn update(
         .try_clone()
         .ok()
         .map(crate::fsutil::Flusher::start);
-    let bs = u64::from(h.blocksize);
-    let mut written = crate::known::KnownSet::new(control.blocks.len());
-    let mut written_frontier = 0usize;
+    // The seeds are scanned first; what they have is copied afterwards (see `copy`).
+    let mut scanned: Vec<copy::Seed> = Vec::new();
+    let mut pieces: Vec<copy::Piece> = Vec::new();
     for seed in &seeds {
         if work.matcher.known().is_full() {
             break;
@@ -391,53 +420,33 @@ pub fn update(
         opts.progress
             .message(&format!("reading seed file {}", seed.display()));
         let mut reader = BufReader::with_capacity(0, &f);
-        // Reused blocks go into the working file straight from the scan's buffers.
-        let mut write_error = None;
-        let hasher = work.hasher.as_mut().expect("started above");
-        // Whole blocks (the last one maybe short) were written: the hasher may go on.
-        let mut on_written = |dst: u64, len: u64| {
-            let first = (dst / bs) as usize;
-            written.insert_range(first, ((dst + len).div_ceil(bs) - 1) as usize);
-            written_frontier = written.next_missing(written_frontier);
-            hasher.advance((written_frontier as u64 * bs).min(h.length));
-            if let Some(f) = &mut work.flusher {
-                f.wrote(len);
+        let len = match work.matcher.scan(&mut reader) {
+            Ok(n) => n,
+            Err(e) => {
+                opts.progress.message(&format!(
+                    "error reading seed file {}: {}",
+                    seed.display(),
+                    crate::error::io_message(&e)
+                ));
+                0
             }
         };
-        let file = &work.file;
-        let mut runs = crate::fsutil::RunWriter::new(1 << 20);
-        // Pieces reused at several places wait, so that their places are written in runs.
-        let mut repeats = crate::fsutil::Repeats::default();
-        let res = work.matcher.scan_into(&mut reader, &mut |places, data| {
-            match places {
-                [at] => runs.write_at(file, *at, data, &mut on_written),
-                _ => repeats.add(places, data, &mut runs, file, &mut on_written),
-            }
-            .map_err(|e| {
-                let kind = e.kind();
-                write_error = Some(e);
-                std::io::Error::new(kind, "writing the working file failed")
-            })
-        });
-        if write_error.is_none() {
-            let done = repeats
-                .flush(&mut runs, file, &mut on_written)
-                .and_then(|()| runs.flush(file, &mut on_written));
-            if let Err(e) = done {
-                write_error = Some(e);
-            }
+        let reuse = work.matcher.take_reuse();
+        if !reuse.is_empty() {
+            let k = scanned.len();
+            pieces.extend(reuse.iter().map(|r| copy::Piece {
+                dst: r.dst,
+                seed: k,
+                src: r.src,
+                len: r.len,
+            }));
+            // After a read error, the length is unknown: the pieces found were all read.
+            let len = match len {
+                0 => reuse.iter().map(|r| r.src + r.len).max().unwrap_or(0),
+                n => n,
+            };
+            scanned.push(copy::Seed { file: f, len });
         }
-        if let Some(e) = write_error {
-            return Err(Error::io(&tmp, e));
-        }
-        if let Err(e) = res {
-            opts.progress.message(&format!(
-                "error reading seed file {}: {}",
-                seed.display(),
-                crate::error::io_message(&e)
-            ));
-        }
-        work.matcher.take_reuse();
         let known = known_bytes(&work.matcher, control);
         opts.progress.update(known, 0, h.length);
     }
@@ -454,11 +463,14 @@ pub fn update(
         .map_err(|e| Error::io(&tmp, e))?;
     fs::rename(&tmp, &part).map_err(|e| Error::io(&part, e))?;
     cleanup.disarm();
+    // What the seeds have is copied while the rest downloads.
+    work.reused = work.matcher.known().clone();
+    let out_file = work.file.try_clone().map_err(|e| Error::io(&part, e))?;
+    work.copier = Some(copy::Copier::start(
+        copy::Fill::new(scanned, pieces),
+        out_file,
+    ));
     work.advance_frontier();
-    // The rest of the reused data goes to the disk while the rest downloads.
-    if let Some(f) = &mut work.flusher {
-        f.kick();
-    }
 
     // Download what is missing, URL by URL, with bounded retries.
     let mut last_err: Option<String> = None;
@@ -522,6 +534,14 @@ pub fn update(
             part.display()
         )));
     }
+    // The copy ends (the hasher follows it).
+    while work.copier.as_ref().is_some_and(copy::Copier::wait) {
+        work.advance_frontier();
+    }
+    if let Some(c) = work.copier.take() {
+        c.finish().map_err(|e| Error::io(&part, e))?;
+    }
+    work.advance_frontier();
     // The file reaches the disk while the hasher finishes.
     if let Some(f) = work.flusher.take() {
         f.finish(); // its errors, if any, come again from sync_all
@@ -624,6 +644,9 @@ mod tests {
             hasher: None,
             frontier: 0,
             flusher: None,
+            reused: KnownSet::new(0),
+            copier: None,
+            copied: 0,
         }
     }
 

@@ -30,6 +30,7 @@
 
 pub mod client;
 pub mod control;
+pub mod copy;
 pub mod error;
 pub mod fetch;
 pub mod fsutil;

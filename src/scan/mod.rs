@@ -158,14 +158,7 @@ pub struct Matcher<'c> {
     chunk: usize,
     /// How many of the hints' presumed blocks are known.
     verified: usize,
-    /// Reuse found in the chunk being matched, for the sink (when there is one).
-    fresh: Option<Vec<Reuse>>,
 }
-
-/// Receives reused bytes as the scan finds them: `(target offsets, bytes)`, the bytes
-/// belonging at each of the offsets (in ascending order). Content repeated in the target is
-/// found at several places at once, so a piece of the seed may be reused several times.
-pub type ReuseSink<'s> = dyn FnMut(&[u64], &[u8]) -> std::io::Result<()> + 's;
 
 /// Whether to go on reading the seed.
 #[derive(PartialEq, Eq)]
@@ -207,7 +200,6 @@ impl<'c> Matcher<'c> {
             threads: 0,
             chunk: CHUNK,
             verified: 0,
-            fresh: None,
         }
     }
 
@@ -251,29 +243,6 @@ impl<'c> Matcher<'c> {
     /// Scan one seed. Returns the seed's length. Blocks found are added to the known set and
     /// reuse instructions (with `src` offsets in this seed) to the reuse list.
     pub fn scan(&mut self, seed: &mut (dyn Read + Send)) -> std::io::Result<u64> {
-        self.fresh = None;
-        self.scan_seed(seed, &mut |_, _| Ok(()))
-    }
-
-    /// [`Matcher::scan`], also handing every reused piece of the target to `sink` while the
-    /// seed's bytes are at hand (so they need not be read again). An error from the sink
-    /// ends the scan and is returned.
-    pub fn scan_into(
-        &mut self,
-        seed: &mut (dyn Read + Send),
-        sink: &mut ReuseSink<'_>,
-    ) -> std::io::Result<u64> {
-        self.fresh = Some(Vec::new());
-        let r = self.scan_seed(seed, sink);
-        self.fresh = None;
-        r
-    }
-
-    fn scan_seed(
-        &mut self,
-        seed: &mut (dyn Read + Send),
-        sink: &mut ReuseSink<'_>,
-    ) -> std::io::Result<u64> {
         self.next_match = None;
         self.digester.new_seed();
         self.hints = Hints::default();
@@ -292,7 +261,6 @@ impl<'c> Matcher<'c> {
             let mut next = Some(first);
             while let Some(c) = next {
                 let flow = self.match_chunk(&c.data, c.base, c.len, &mut x);
-                self.flush_fresh(&c.data, c.base, sink)?;
                 if flow == Flow::Done {
                     return reader.skip_rest();
                 }
@@ -301,40 +269,7 @@ impl<'c> Matcher<'c> {
             }
             return Ok(reader.seed_len());
         }
-        self.scan_parallel(reader, first, threads, &mut x, sink)
-    }
-
-    /// Hand the reuse found in the chunk at `base` (whose bytes `buf` holds) to the sink.
-    fn flush_fresh(
-        &mut self,
-        buf: &[u8],
-        base: u64,
-        sink: &mut ReuseSink<'_>,
-    ) -> std::io::Result<()> {
-        let Some(fresh) = self.fresh.as_mut() else {
-            return Ok(());
-        };
-        let mut places = Vec::new();
-        let mut k = 0;
-        while k < fresh.len() {
-            // The pieces found at one seed position (one after the other, in ascending
-            // target order) go together.
-            let r = fresh[k];
-            places.clear();
-            while k < fresh.len() && fresh[k].src == r.src && fresh[k].len == r.len {
-                places.push(fresh[k].dst);
-                k += 1;
-            }
-            // A match lies at a position of this chunk and its blocks within the bytes
-            // after it that the chunk holds.
-            let from = (r.src - base) as usize;
-            if let Err(e) = sink(&places, &buf[from..from + r.len as usize]) {
-                fresh.clear();
-                return Err(e);
-            }
-        }
-        fresh.clear();
-        Ok(())
+        self.scan_parallel(reader, first, threads, &mut x)
     }
 
     /// [`Matcher::scan`] with workers computing hints for the chunks ahead.
@@ -344,7 +279,6 @@ impl<'c> Matcher<'c> {
         first: Chunk,
         threads: usize,
         x: &mut u64,
-        sink: &mut ReuseSink<'_>,
     ) -> std::io::Result<u64> {
         struct Job {
             data: Arc<Vec<u8>>,
@@ -481,9 +415,6 @@ impl<'c> Matcher<'c> {
                 self.hints = hints.recv().unwrap_or_default();
                 self.verified = 0;
                 let flow = self.match_chunk(&data, base, len, x);
-                if let Err(e) = self.flush_fresh(&data, base, sink) {
-                    break Err(e);
-                }
                 if let Ok(v) = Arc::try_unwrap(data) {
                     let _ = spare_tx.send(v);
                 }
@@ -728,13 +659,6 @@ impl<'c> Matcher<'c> {
         let r = self.reuse.last_mut().expect("just pushed");
         if r.dst + r.len > self.length {
             r.len = self.length - r.dst;
-        }
-        if let Some(fresh) = &mut self.fresh {
-            fresh.push(Reuse {
-                dst,
-                src,
-                len: len.min(self.length - dst),
-            });
         }
         self.known.insert_range(first, last);
     }
@@ -1079,64 +1003,6 @@ mod tests {
             period::skipped() > skipped_before + 1_000_000,
             "periods were passed over"
         );
-    }
-
-    /// `scan_into` hands over exactly the reuse list, piece by piece, with the target's
-    /// bytes (zero padding past the seed's end included), for one thread and several.
-    #[test]
-    fn scan_into_hands_over_the_reused_bytes() {
-        let mut rng = Rng(7);
-        let mut repeated = 0;
-        for case in 0..30 {
-            let bs = [16u32, 64, 1024][case % 3];
-            let len = 20_000 + rng.below(60_000);
-            let t = target(&mut rng, len);
-            let opts = MakeOptions {
-                blocksize: Some(bs),
-                ..Default::default()
-            };
-            let mut made = make(&mut &t[..], 0, &opts).unwrap();
-            made.header.hash_lengths = HashLengths::new(1 + (case % 2) as u32, 4, 16).unwrap();
-            let c = ControlFile::parse(&made.to_bytes()).unwrap();
-            let mut s = seed(&mut rng, &t);
-            // The target's last block at the seed's very end: matched with zero padding.
-            s.extend_from_slice(&t[t.len() - t.len() % bs as usize..]);
-            let mut plain = Matcher::new(&c).with_threads(1);
-            plain.scan(&mut &s[..]).unwrap();
-            let want = plain.take_reuse();
-            for (threads, chunk) in [(1, 0), (2, 100), (3, 1 << 20)] {
-                let mut got = Vec::new();
-                let mut m = Matcher::new(&c)
-                    .with_threads(threads)
-                    .with_chunk_size(chunk);
-                m.scan_into(&mut &s[..], &mut |dsts, data| {
-                    assert!(dsts.windows(2).all(|w| w[0] < w[1]), "places in order");
-                    for &dst in dsts {
-                        let d = dst as usize;
-                        assert_eq!(data, &t[d..d + data.len()], "bytes for {dst}");
-                        got.push((dst, data.len() as u64));
-                    }
-                    repeated += usize::from(dsts.len() > 1);
-                    Ok(())
-                })
-                .unwrap();
-                let reuse = m.take_reuse();
-                assert_eq!(reuse, want, "case {case}");
-                // The pieces tile the reuse list's ranges, in order.
-                let mut pieces = got.iter().peekable();
-                for r in &reuse {
-                    let mut at = r.dst;
-                    while at < r.dst + r.len {
-                        let &(d, n) = pieces.next().expect("a piece");
-                        assert_eq!(d, at, "case {case}");
-                        at += n;
-                    }
-                    assert_eq!(at, r.dst + r.len);
-                }
-                assert!(pieces.next().is_none());
-            }
-        }
-        assert!(repeated > 0, "some pieces were reused at several places");
     }
 
     /// In covered stretches the hints list exactly the positions whose keys equal the weak
