@@ -1,9 +1,10 @@
 //! Updating a local file: scan the seeds, fetch what is missing, verify, install.
 //!
-//! Data flows one way: seeds → [`Matcher`] (known blocks + reuse list) → the working file
-//! `OUT.part` → missing ranges → [`RangeFetcher`] → per-block verification → whole-file
-//! verification → atomic rename onto `OUT`. The old `OUT` is kept as `OUT.zs-old`. An
-//! interrupted run leaves `OUT.part`, which the next run scans first as a seed.
+//! Data flows one way: seeds → [`Matcher`] (known blocks + reuse list) → missing ranges →
+//! [`RangeFetcher`] → per-block verification → the working file `OUT.part`, into which
+//! [`copy`] puts what the seeds have meanwhile → whole-file verification → atomic rename
+//! onto `OUT`. The old `OUT` is kept as `OUT.zs-old`. An interrupted run leaves
+//! `OUT.part`, which the next run scans first as a seed.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::BufReader;
