@@ -133,6 +133,16 @@ impl Copier {
     }
 }
 
+impl Drop for Copier {
+    /// The copy goes on to its end even when the update fails: the working file is then the
+    /// best seed for the next run.
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Copy the pieces of `fill` into `out` in target order, in writes of up to [`WRITE`]
 /// bytes; after each, `written` is told where it ended: every piece that ends there or
 /// before is in the file.

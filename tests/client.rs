@@ -1244,6 +1244,30 @@ fn failed_run_leaves_part_that_the_next_run_reuses() {
     );
 }
 
+/// When the download fails, what the seeds have is in `.part` all the same: the next run
+/// needs no seed and fetches only the blocks that changed.
+#[test]
+fn failed_download_still_leaves_the_seeds_blocks_in_part() {
+    // Large enough that the copy outlasts the failed request.
+    let s = scenario("seedpart", 48 << 20, 2);
+    s.srv.set_path_mode("/file.bin", Mode::NotFound);
+    let first = s.run(&["-q"]);
+    first.expect(3);
+    assert!(!s.out().exists(), "{first}");
+    std::fs::remove_file(s.site.w("old.bin")).unwrap();
+    s.srv.set_path_mode("/file.bin", Mode::Normal);
+    s.srv.clear_log();
+    let url = s.srv.url("/file.bin.zsync");
+    let second = zsync(&s.site.work, &["-q", "-o", "out.bin", &url]);
+    second.ok();
+    assert_content(&s.out(), &s.target, &second);
+    let asked = total(&asked_all(&s.data_requests(), s.target.len() as u64));
+    assert!(
+        asked <= 2 * BS,
+        "the second run asked for {asked} bytes\n{first}\n{second}"
+    );
+}
+
 #[test]
 fn connection_cut_mid_transfer_is_retried_without_refetching() {
     let s = scenario("fail-after", 512 << 10, 1);
