@@ -8,7 +8,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::BufReader;
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -420,7 +420,16 @@ pub fn update(
         }
         opts.progress
             .message(&format!("reading seed file {}", seed.display()));
-        let mut reader = BufReader::with_capacity(0, &f);
+        // What the seed has is read again later. A seed that cannot be read at an offset
+        // (a pipe, say) is kept in an unnamed file next to the output as it is scanned.
+        let spool = match f.metadata() {
+            Ok(m) if m.is_file() || m.file_type().is_block_device() => None,
+            _ => Some(crate::fsutil::unnamed_file(&dir).map_err(|e| Error::io(&dir, e))?),
+        };
+        let mut reader: Box<dyn std::io::Read + Send + '_> = match &spool {
+            None => Box::new(BufReader::with_capacity(0, &f)),
+            Some(copy) => Box::new(crate::fsutil::Tee::new(&f, copy)),
+        };
         let len = match work.matcher.scan(&mut reader) {
             Ok(n) => n,
             Err(e) => {
@@ -446,7 +455,11 @@ pub fn update(
                 0 => reuse.iter().map(|r| r.src + r.len).max().unwrap_or(0),
                 n => n,
             };
-            scanned.push(copy::Seed { file: f, len });
+            drop(reader);
+            scanned.push(copy::Seed {
+                file: spool.unwrap_or(f),
+                len,
+            });
         }
         let known = known_bytes(&work.matcher, control);
         opts.progress.update(known, 0, h.length);

@@ -53,6 +53,60 @@ pub fn write_atomically(
     result
 }
 
+/// A new file in `dir` with no name: it is gone when closed, even after a crash.
+pub fn unnamed_file(dir: &Path) -> std::io::Result<File> {
+    for _ in 0..100 {
+        let p = temp_path_for(&dir.join("zsync3-seed"));
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
+            Ok(f) => {
+                fs::remove_file(&p)?;
+                return Ok(f);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("cannot create a temporary file"))
+}
+
+/// A reader that also writes what it reads to a file.
+pub struct Tee<'a, R> {
+    inner: R,
+    copy: BufWriter<&'a File>,
+}
+
+impl<'a, R: std::io::Read> Tee<'a, R> {
+    /// Read `inner`, keeping a copy in `copy`.
+    pub fn new(inner: R, copy: &'a File) -> Self {
+        Tee {
+            inner,
+            copy: BufWriter::with_capacity(1 << 20, copy),
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        if n == 0 {
+            self.copy.flush()?;
+        }
+        Ok(n)
+    }
+}
+
+impl<R> Drop for Tee<'_, R> {
+    fn drop(&mut self) {
+        let _ = self.copy.flush();
+    }
+}
+
 /// Sends a file's data to the disk in the background while the file is being written, so
 /// that the final `fsync` before it is installed has little left to do.
 pub struct Flusher {

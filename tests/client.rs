@@ -1268,6 +1268,33 @@ fn failed_download_still_leaves_the_seeds_blocks_in_part() {
     );
 }
 
+/// A seed that can only be read once, from start to end (a pipe), is kept aside as it is
+/// scanned: its blocks are reused, and nothing of it is left behind.
+#[test]
+fn a_seed_read_from_a_pipe_is_reused() {
+    let s = scenario("pipeseed", 3 << 20, 5);
+    let url = s.srv.url("/file.bin.zsync");
+    let mut cmd = Command::new(bin("zsync"));
+    cmd.args(["-i", "/dev/stdin", "-o", "out.bin", &url])
+        .current_dir(&s.site.work);
+    prepare(&mut cmd, &s.site.work);
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let old = s.old.clone();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&old);
+    });
+    let out = finish(child, "zsync -i /dev/stdin (a pipe)".into());
+    feeder.join().unwrap();
+    out.ok();
+    assert_content(&s.out(), &s.target, &out);
+    assert_names(&s.site.work, &["old.bin", "out.bin"], &out);
+    let asked = total(&asked_all(&s.data_requests(), s.target.len() as u64));
+    assert!(asked <= 5 * 2 * BS, "asked for {asked} bytes\n{out}");
+}
+
 #[test]
 fn connection_cut_mid_transfer_is_retried_without_refetching() {
     let s = scenario("fail-after", 512 << 10, 1);
