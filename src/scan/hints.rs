@@ -9,6 +9,8 @@
 //! left that the matcher rolls through itself if it gets there (its guess was wrong because
 //! the block was already known). Either way the result is exactly the sequential scan's.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::control::BlockSums;
 use crate::rsum::Rsum;
 
@@ -77,6 +79,19 @@ pub(super) struct Speculator<'a> {
     pub(super) p: Params,
     pub(super) blocks: &'a BlockSums,
     pub(super) index: &'a Index,
+    /// The index's filter, thinned of blocks known before some chunk handed out earlier:
+    /// they stay known, and the workers take the chunks in order, so this holds for every
+    /// chunk a worker starts from then on. Shared by the workers (see [`lasting`]).
+    pub(super) lasting: &'a [AtomicU64],
+}
+
+/// A fresh copy of `index`'s filter for [`Speculator::lasting`].
+pub(super) fn lasting(index: &Index) -> Vec<AtomicU64> {
+    index
+        .filter_words()
+        .iter()
+        .map(|&w| AtomicU64::new(w))
+        .collect()
 }
 
 /// A worker's own state, kept from chunk to chunk.
@@ -84,10 +99,7 @@ pub(super) struct Workspace {
     pub(super) dg: Digester,
     /// The index's filter, thinned of presumed blocks for the current chunk.
     filter: Vec<u64>,
-    /// The index's filter, thinned of blocks known before some earlier chunk: they stay
-    /// known, and the chunks come in order, so this holds for every chunk to come.
-    lasting: Vec<u64>,
-    /// Words where `filter` differs from `lasting`.
+    /// Words where `filter` may differ from the lasting filter.
     touched: Vec<usize>,
     /// Bit i: block i is presumed in this chunk.
     presumed: Vec<u64>,
@@ -98,7 +110,6 @@ impl Workspace {
         Workspace {
             dg: Digester::new(spec.blocks.algorithm, spec.p.bs),
             filter: spec.index.filter_words().to_vec(),
-            lasting: spec.index.filter_words().to_vec(),
             touched: Vec::new(),
             presumed: vec![0; spec.p.n.div_ceil(64)],
         }
@@ -124,11 +135,16 @@ impl Speculator<'_> {
         known: &[u64],
         out: &mut Hints,
     ) {
-        let Speculator { p, blocks, index } = *self;
+        let Speculator {
+            p,
+            blocks,
+            index,
+            lasting,
+        } = *self;
         out.clear();
         // A fresh start: the known blocks presumed, the filter thinned of blocks known.
         for w in ws.touched.drain(..) {
-            ws.filter[w] = ws.lasting[w];
+            ws.filter[w] = lasting[w].load(Ordering::Relaxed);
         }
         let words = ws.presumed.len();
         ws.presumed.copy_from_slice(&known[..words]);
@@ -295,11 +311,12 @@ impl Speculator<'_> {
                 let thinned = (ws.filter[w] & !range) | bits;
                 if ws.filter[w] != thinned {
                     ws.filter[w] = thinned;
-                    // If they are all known, for good.
+                    // If they are all known, for good (bits only ever leave the lasting
+                    // filter, so workers thinning it at once lose nothing).
                     let known = |i: u32| known[i as usize / 64] >> (i % 64) & 1 == 1;
                     let (_, _, bits) = index.filter_bits(h, |i| !known(i));
-                    ws.lasting[w] = (ws.lasting[w] & !range) | bits;
-                    if ws.filter[w] != ws.lasting[w] {
+                    let old = lasting[w].fetch_and(!range | bits, Ordering::Relaxed);
+                    if ws.filter[w] != old & (!range | bits) {
                         ws.touched.push(w);
                     }
                 }

@@ -296,10 +296,12 @@ impl<'c> Matcher<'c> {
         }
         let mut frozen = self.index.clone();
         frozen.mark_duplicates(self.blocks, self.p.seq);
+        let lasting = hints::lasting(&frozen);
         let spec = hints::Speculator {
             p: self.p,
             blocks: self.blocks,
             index: &frozen,
+            lasting: &lasting,
         };
         let depth = (IN_FLIGHT / first.data.len()).clamp(2, 2 * threads + 1);
         let cancel = AtomicBool::new(false);
@@ -902,10 +904,12 @@ mod tests {
             // The hints really are used: the workers cover most of a seed.
             let mut m = Matcher::new(&c);
             let frozen = m.index.clone();
+            let lasting = hints::lasting(&frozen);
             let spec = hints::Speculator {
                 p: m.p,
                 blocks: &c.blocks,
                 index: &frozen,
+                lasting: &lasting,
             };
             let s = &seeds[0];
             let mut buf = s.clone();
@@ -919,8 +923,10 @@ mod tests {
             duplicates += (0..1usize << 10)
                 .map(|h| marked.same_as_previous(h).iter().filter(|&&d| d).count())
                 .sum::<usize>();
+            let lasting = hints::lasting(&marked);
             let spec = hints::Speculator {
                 index: &marked,
+                lasting: &lasting,
                 ..spec
             };
             let mut ws = hints::Workspace::new(&spec);
@@ -1019,10 +1025,12 @@ mod tests {
         made.header.hash_lengths = HashLengths::new(2, 2, 4).unwrap();
         let c = ControlFile::parse(&made.to_bytes()).unwrap();
         let m = Matcher::new(&c);
+        let lasting = hints::lasting(&m.index);
         let spec = hints::Speculator {
             p: m.p,
             blocks: &c.blocks,
             index: &m.index,
+            lasting: &lasting,
         };
         let s = seed(&mut rng, &t);
         let mut buf = s.clone();
