@@ -33,7 +33,7 @@ pub struct Piece {
 }
 
 /// Most bytes read from a seed at once for small pieces that lie close together there.
-const WINDOW: u64 = 1 << 20;
+const WINDOW: u64 = 256 << 10;
 /// Pieces further apart than this in a seed are read separately.
 const GAP: u64 = 16 << 10;
 /// Reads kept for pieces that come again (content repeated in the target).
