@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime};
 use crate::control::ControlFile;
 use crate::copy;
 use crate::fetch::{FetchError, RangeFetcher, RangeSink};
-use crate::known::KnownSet;
 use crate::plan::missing_ranges;
 use crate::scan::Matcher;
 use crate::verify::{FileHashes, PrefixHasher};
@@ -97,10 +96,9 @@ struct Work<'c> {
     frontier: usize,
     /// Sends what is written to the disk in the background.
     flusher: Option<crate::fsutil::Flusher>,
-    /// The blocks the seeds have, and their copy into the file (see `copy`).
-    reused: KnownSet,
+    /// The copy of what the seeds have into the file (see `copy`).
     copier: Option<copy::Copier>,
-    /// Bytes the copy has written.
+    /// How far into the target the copy has got.
     copied: u64,
 }
 
@@ -157,6 +155,7 @@ impl Work<'_> {
         let uncopied = match &self.copier {
             Some(c) => {
                 let done = c.done().min(length);
+                // Roughly what the copy wrote since (it counts for the background flush).
                 if let Some(f) = &mut self.flusher {
                     f.wrote(done.saturating_sub(self.copied));
                 }
@@ -164,8 +163,7 @@ impl Work<'_> {
                 if done == length {
                     usize::MAX
                 } else {
-                    self.reused
-                        .next_known(self.frontier.max((done / bs) as usize))
+                    (done / bs) as usize
                 }
             }
             None => usize::MAX,
@@ -375,7 +373,6 @@ pub fn update(
         hasher: None,
         frontier: 0,
         flusher: None,
-        reused: KnownSet::new(0),
         copier: None,
         copied: 0,
     };
@@ -431,14 +428,14 @@ pub fn update(
             Some(copy) => Box::new(crate::fsutil::Tee::new(&f, copy)),
         };
         let len = match work.matcher.scan(&mut reader) {
-            Ok(n) => n,
+            Ok(n) => Some(n),
             Err(e) => {
                 opts.progress.message(&format!(
                     "error reading seed file {}: {}",
                     seed.display(),
                     crate::error::io_message(&e)
                 ));
-                0
+                None
             }
         };
         let reuse = work.matcher.take_reuse();
@@ -451,10 +448,7 @@ pub fn update(
                 len: r.len,
             }));
             // After a read error, the length is unknown: the pieces found were all read.
-            let len = match len {
-                0 => reuse.iter().map(|r| r.src + r.len).max().unwrap_or(0),
-                n => n,
-            };
+            let len = len.unwrap_or_else(|| reuse.iter().map(|r| r.src + r.len).max().unwrap_or(0));
             drop(reader);
             scanned.push(copy::Seed {
                 file: spool.unwrap_or(f),
@@ -478,7 +472,6 @@ pub fn update(
     fs::rename(&tmp, &part).map_err(|e| Error::io(&part, e))?;
     cleanup.disarm();
     // What the seeds have is copied while the rest downloads.
-    work.reused = work.matcher.known().clone();
     let out_file = work.file.try_clone().map_err(|e| Error::io(&part, e))?;
     work.copier = Some(copy::Copier::start(
         copy::Fill::new(scanned, pieces),
@@ -658,7 +651,6 @@ mod tests {
             hasher: None,
             frontier: 0,
             flusher: None,
-            reused: KnownSet::new(0),
             copier: None,
             copied: 0,
         }

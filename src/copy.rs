@@ -112,8 +112,8 @@ impl Copier {
         }
     }
 
-    /// Every piece that ends at or before this target offset is in the file (`u64::MAX`:
-    /// all are).
+    /// Every byte of a piece before this target offset is in the file (`u64::MAX`: all
+    /// are); the first piece not yet all written starts at or after it.
     pub fn done(&self) -> u64 {
         self.done.load(Ordering::Acquire)
     }
@@ -144,15 +144,15 @@ impl Drop for Copier {
 }
 
 /// Copy the pieces of `fill` into `out` in target order, in writes of up to [`WRITE`]
-/// bytes; after each, `written` is told where it ended: every piece that ends there or
-/// before is in the file.
+/// bytes; after each, `written` is told where the first byte of a piece not written yet
+/// is (`u64::MAX` after the last): every byte of a piece before it is in the file.
 fn copy_all(fill: &mut Fill, out: &File, written: &mut dyn FnMut(u64)) -> io::Result<()> {
     let mut buf = vec![0u8; WRITE];
     // buf[..n] goes to `start` in the file.
     let (mut start, mut n) = (0u64, 0usize);
-    let mut write = |start: u64, data: &[u8]| -> io::Result<()> {
+    let mut write = |start: u64, data: &[u8], next: u64| -> io::Result<()> {
         out.write_all_at(data, start)?;
-        written(start + data.len() as u64);
+        written(next);
         Ok(())
     };
     for k in 0..fill.pieces.len() {
@@ -160,7 +160,8 @@ fn copy_all(fill: &mut Fill, out: &File, written: &mut dyn FnMut(u64)) -> io::Re
         let mut skip = 0;
         while skip < p.len {
             if n > 0 && (start + n as u64 != p.dst + skip || n == WRITE) {
-                write(start, &buf[..n])?;
+                // All buffered; what is left starts here.
+                write(start, &buf[..n], p.dst + skip)?;
                 n = 0;
             }
             if n == 0 {
@@ -173,7 +174,7 @@ fn copy_all(fill: &mut Fill, out: &File, written: &mut dyn FnMut(u64)) -> io::Re
         }
     }
     if n > 0 {
-        write(start, &buf[..n])?;
+        write(start, &buf[..n], u64::MAX)?;
     }
     Ok(())
 }
