@@ -116,6 +116,7 @@ impl Filter<'_> {
         let mul2 = _mm256_set1_epi32(HASH_MUL2 as i32);
         let down = _mm_cvtsi32_si128(32 - self.hash_bits as i32);
         let down2 = _mm_cvtsi32_si128(32 - (self.hash_bits + 5).min(32) as i32);
+        let down3 = _mm_cvtsi32_si128(32 - (self.hash_bits + 10).min(32) as i32);
         let low5 = _mm256_set1_epi32(31);
         let words = self.bits.as_ptr() as *const i32;
         let mut pos = off;
@@ -179,13 +180,16 @@ impl Filter<'_> {
                 if SEQ2 {
                     x = _mm256_xor_si256(x, _mm256_mullo_epi32(kb, mul2));
                 }
-                // As `filter_mask`: the bucket's 32-bit word, two bits of it.
+                // As `filter_mask`: the bucket's 32-bit word, three bits of it.
                 let h = _mm256_srl_epi32(x, down);
                 let w = _mm256_i32gather_epi32::<4>(words, _mm256_srli_epi32::<5>(h));
                 let bit1 = _mm256_srlv_epi32(w, _mm256_and_si256(h, low5));
                 let h2 = _mm256_and_si256(_mm256_srl_epi32(x, down2), low5);
                 let bit2 = _mm256_srlv_epi32(w, h2);
-                let set = _mm256_slli_epi32::<31>(_mm256_and_si256(bit1, bit2));
+                let h3 = _mm256_and_si256(_mm256_srl_epi32(x, down3), low5);
+                let bit3 = _mm256_srlv_epi32(w, h3);
+                let all = _mm256_and_si256(_mm256_and_si256(bit1, bit2), bit3);
+                let set = _mm256_slli_epi32::<31>(all);
                 let m = _mm256_movemask_ps(_mm256_castsi256_ps(set)) as u32;
                 // Bits 0-3 are positions 4·half + 0..4, bits 4-7 positions 8 + 4·half + 0..4.
                 hits |= (m & 0xf) << (4 * half) | (m >> 4) << (8 + 4 * half);

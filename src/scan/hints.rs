@@ -15,7 +15,7 @@ use crate::control::BlockSums;
 use crate::rsum::Rsum;
 
 use super::digest::{Digest, Digester};
-use super::index::{weak_equal, Index};
+use super::index::{hash, weak_equal, Index};
 use super::Params;
 
 /// A seed position whose window keys equal the weak sums of some block.
@@ -290,10 +290,17 @@ impl Speculator<'_> {
                 examined += index.entries(h).len();
                 // A run of duplicate blocks shares the first one's verdict.
                 let same = index.same_as_previous(h);
+                let wh = hash(k1, k2);
                 let mut last: Option<Verdict> = None;
-                for (k, &i) in index.entries(h).iter().enumerate() {
+                let bucket = index.entries(h).iter().zip(index.entry_hashes(h));
+                for (k, (&i, &eh)) in bucket.enumerate() {
                     if Some(i as usize) == expected {
                         last = None;
+                        continue;
+                    }
+                    if eh != wh {
+                        // Not the window's weak sums (a run of duplicates shares this).
+                        last = Some((false, None));
                         continue;
                     }
                     let like = last.filter(|_| same.get(k).copied().unwrap_or(false));

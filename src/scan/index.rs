@@ -14,9 +14,10 @@ pub(super) const HASH_MUL1: u32 = 0x9E37_79B1;
 pub(super) const HASH_MUL2: u32 = 0x85EB_CA77;
 
 /// Filter bits per bucket, as a power of two: 32 bits (one 32-bit word, which the AVX2
-/// loop gathers), i.e. 64 bits per target block. A block sets two bits of its bucket's
+/// loop gathers), i.e. 64 bits per target block. A block sets three bits of its bucket's
 /// word (see [`filter_mask`]), so a window that matches no block passes the filter with a
-/// probability of about 1/1000.
+/// probability of about 1/1500 (two bits let three times as many through, and each one
+/// costs the lookup a few cache misses).
 pub(super) const FILTER_EXTRA_BITS: u32 = 5;
 const _: () = assert!(
     FILTER_EXTRA_BITS == 5,
@@ -24,15 +25,19 @@ const _: () = assert!(
 );
 
 /// The filter bits of a hash when the filter has `2^fbits` bits: the index of the `u64`
-/// word that holds them and a mask of the two bits, both in the bucket's 32 bits: the
-/// five hash bits after the bucket's choose one, the next five the other. A window passes
-/// when both are set.
+/// word that holds them and a mask of the three bits, all in the bucket's 32 bits: the
+/// five hash bits after the bucket's choose one, the next five another, the next five
+/// (as far as the hash has bits left) the third. A window passes when all are set.
 #[inline(always)]
 pub(super) fn filter_mask(hash: u32, fbits: u32) -> (usize, u64) {
     let f = (hash >> (32 - fbits)) as usize;
     let second = (hash >> (32 - (fbits + 5).min(32))) as usize & 31;
+    let third = (hash >> (32 - (fbits + 10).min(32))) as usize & 31;
     let bucket_bit0 = (f & !31) % 64;
-    (f / 64, 1u64 << (f % 64) | 1u64 << (bucket_bit0 + second))
+    (
+        f / 64,
+        1u64 << (f % 64) | 1u64 << (bucket_bit0 + second) | 1u64 << (bucket_bit0 + third),
+    )
 }
 
 /// Hash of a window key (`k2` = 0 unless seq = 2), multiplicative. Its top bits choose the
@@ -223,6 +228,15 @@ impl Index {
     pub(super) fn entries(&self, h: usize) -> &[u32] {
         let s = self.start[h] as usize;
         &self.entries[s..s + self.live[h] as usize]
+    }
+
+    /// The hashes of the blocks of bucket `h` (as [`Index::entries`]): a block whose hash
+    /// differs from a window's does not have its weak sums, and is passed over without
+    /// touching its sums.
+    #[inline]
+    pub(super) fn entry_hashes(&self, h: usize) -> &[u32] {
+        let s = self.start[h] as usize;
+        &self.hashes[s..s + self.live[h] as usize]
     }
 
     /// Drop the known blocks from bucket `h`; when any left, its filter bits are rebuilt

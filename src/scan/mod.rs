@@ -28,7 +28,7 @@ use crate::rsum::Rsum;
 
 use digest::{Digest, Digester};
 use hints::Hints;
-use index::{weak_equal, Index};
+use index::{hash, weak_equal, Index};
 
 /// One reuse instruction: target bytes `[dst, dst+len)` equal seed bytes `[src, src+len)`,
 /// where seed bytes past the seed's end read as zero.
@@ -558,11 +558,14 @@ impl<'c> Matcher<'c> {
         self.index.drop_known(h, &self.known);
         let mut cands = std::mem::take(&mut self.cands);
         cands.clear();
+        let wh = hash(k1, k2);
         cands.extend(
-            self.index
-                .entries(h)
-                .iter()
-                .filter(|&&i| weak_equal(self.blocks, self.p.seq, i as usize, k1, k2)),
+            (self.index.entries(h).iter())
+                .zip(self.index.entry_hashes(h))
+                .filter(|&(&i, &eh)| {
+                    eh == wh && weak_equal(self.blocks, self.p.seq, i as usize, k1, k2)
+                })
+                .map(|(&i, _)| i),
         );
         let hit = !cands.is_empty() && self.check_cands(win, x, &cands) > 0;
         self.cands = cands;
