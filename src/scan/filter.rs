@@ -4,7 +4,7 @@
 
 use crate::rsum::Rsum;
 
-use super::index::{filter_mask, hash, HASH_MUL1, HASH_MUL2};
+use super::index::{filter_mask, hash, third_bit_at, HASH_MUL1, HASH_MUL2};
 
 /// What the hot loop needs to reject a window: the bucket-occupancy bits and the hash.
 pub(super) struct Filter<'a> {
@@ -111,12 +111,13 @@ impl Filter<'_> {
         // Every load below reads buf[pos .. pos + 16 + seq·B], pos + 16 <= end.
         assert!(end + if SEQ2 { 2 * bs } else { bs } <= buf.len());
         let shift = _mm_cvtsi32_si128(self.shift.min(16) as i32);
-        let mask = _mm256_set1_epi32(self.mask as i32);
+        // 4-byte weak sums (the usual) need no mask.
+        let mask = (self.mask != u32::MAX).then(|| _mm256_set1_epi32(self.mask as i32));
         let mul1 = _mm256_set1_epi32(HASH_MUL1 as i32);
         let mul2 = _mm256_set1_epi32(HASH_MUL2 as i32);
-        let down = _mm_cvtsi32_si128(32 - self.hash_bits as i32);
-        let down2 = _mm_cvtsi32_si128(32 - (self.hash_bits + 5).min(32) as i32);
-        let down3 = _mm_cvtsi32_si128(32 - (self.hash_bits + 10).min(32) as i32);
+        // As `filter_mask`: the bucket's word, and the third bit's place in the hash.
+        let down = _mm256_set1_epi32((32 + 5 - self.hash_bits) as i32);
+        let at3 = _mm256_set1_epi32(third_bit_at(self.hash_bits) as i32);
         let low5 = _mm256_set1_epi32(31);
         let words = self.bits.as_ptr() as *const i32;
         let mut pos = off;
@@ -128,24 +129,20 @@ impl Filter<'_> {
             };
             let out0 = load(pos);
             let in0 = load(pos + bs);
-            let (a0, b0, na0, nb0) = windows16(s0, out0, in0, shift);
+            let (a0, b0, na0, nb0, mut steps) = windows16(s0, out0, in0, shift);
             let k1 = keys(a0, b0, mask);
             let (k2, next1, ab1) = if SEQ2 {
                 let in1 = load(pos + 2 * bs);
-                let (a1, b1, na1, nb1) = windows16(s1, in0, in1, shift);
+                let (a1, b1, na1, nb1, steps1) = windows16(s1, in0, in1, shift);
+                steps = _mm256_or_si256(steps, steps1);
                 (keys(a1, b1, mask), Rsum { a: na1, b: nb1 }, (a1, b1))
             } else {
                 let z = _mm256_setzero_si256();
                 ((z, z), s1, (z, z))
             };
-            // Runs of zeros (or of data repeating every block) give sixteen equal windows:
-            // one scalar test instead of the gathers.
-            let eq = |v: __m256i, x: u16| _mm256_cmpeq_epi16(v, _mm256_set1_epi16(x as i16));
-            let mut same = _mm256_and_si256(eq(a0, s0.a), eq(b0, s0.b));
-            if SEQ2 {
-                same = _mm256_and_si256(same, _mm256_and_si256(eq(ab1.0, s1.a), eq(ab1.1, s1.b)));
-            }
-            if _mm256_movemask_epi8(same) == -1 {
+            // In a run of one byte value (zeros above all) no step changes the sums: the
+            // sixteen windows are equal, and one scalar test replaces the gathers.
+            if _mm256_testz_si256(steps, steps) == 1 {
                 let k2 = if SEQ2 { s1.packed() & self.mask } else { 0 };
                 let (w, m) = filter_mask(hash(s0.packed() & self.mask, k2), self.hash_bits);
                 if self.bits[w] & m == m {
@@ -174,29 +171,25 @@ impl Filter<'_> {
                 continue;
             }
             // Two vectors of 8 keys: lanes [0-3, 8-11] and [4-7, 12-15].
-            let mut hits = 0u32;
+            let mut set = [_mm256_setzero_si256(); 2];
             for (half, (ka, kb)) in [(k1.0, k2.0), (k1.1, k2.1)].into_iter().enumerate() {
                 let mut x = _mm256_mullo_epi32(ka, mul1);
                 if SEQ2 {
                     x = _mm256_xor_si256(x, _mm256_mullo_epi32(kb, mul2));
                 }
                 // As `filter_mask`: the bucket's 32-bit word, three bits of it.
-                let h = _mm256_srl_epi32(x, down);
-                let w = _mm256_i32gather_epi32::<4>(words, _mm256_srli_epi32::<5>(h));
-                let bit1 = _mm256_srlv_epi32(w, _mm256_and_si256(h, low5));
-                let h2 = _mm256_and_si256(_mm256_srl_epi32(x, down2), low5);
-                let bit2 = _mm256_srlv_epi32(w, h2);
-                let h3 = _mm256_and_si256(_mm256_srl_epi32(x, down3), low5);
-                let bit3 = _mm256_srlv_epi32(w, h3);
+                let w = _mm256_i32gather_epi32::<4>(words, _mm256_srlv_epi32(x, down));
+                let bit1 = _mm256_srlv_epi32(w, _mm256_and_si256(x, low5));
+                let bit2 = _mm256_srlv_epi32(w, _mm256_and_si256(_mm256_srli_epi32::<5>(x), low5));
+                let bit3 = _mm256_srlv_epi32(w, _mm256_and_si256(_mm256_srlv_epi32(x, at3), low5));
                 let all = _mm256_and_si256(_mm256_and_si256(bit1, bit2), bit3);
-                let set = _mm256_slli_epi32::<31>(all);
-                let m = _mm256_movemask_ps(_mm256_castsi256_ps(set)) as u32;
-                // Bits 0-3 are positions 4·half + 0..4, bits 4-7 positions 8 + 4·half + 0..4.
-                hits |= (m & 0xf) << (4 * half) | (m >> 4) << (8 + 4 * half);
+                set[half] = _mm256_slli_epi32::<31>(all);
             }
+            // Packed to 16 bits, the lanes are the positions in order (two mask bits each).
+            let hits = _mm256_movemask_epi8(_mm256_packs_epi32(set[0], set[1]));
             if hits != 0 {
                 // The sums of the first admitted window are in its lanes.
-                let j = hits.trailing_zeros() as usize;
+                let j = hits.trailing_zeros() as usize / 2;
                 let lane = |v: __m256i| {
                     let mut l = [0u16; 16];
                     _mm256_storeu_si256(l.as_mut_ptr() as *mut __m256i, v);
@@ -226,7 +219,7 @@ impl Filter<'_> {
 
 /// Rolling sums of the 16 windows at positions p..p+16 (lanes), given the sums `s` of the
 /// window at p, the bytes leaving (`out`) and entering (`inn`) at each step; also the sums
-/// of the window at p + 16.
+/// of the window at p + 16, and the steps' changes (all zero when no step changes a sum).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn windows16(
@@ -239,6 +232,7 @@ unsafe fn windows16(
     std::arch::x86_64::__m256i,
     u16,
     u16,
+    std::arch::x86_64::__m256i,
 ) {
     use std::arch::x86_64::*;
     let a = _mm256_set1_epi16(s.a as i16);
@@ -255,6 +249,7 @@ unsafe fn windows16(
         bw,
         s.a.wrapping_add(last(pd)),
         s.b.wrapping_add(last(pe)),
+        _mm256_or_si256(d, e),
     )
 }
 
@@ -278,13 +273,14 @@ unsafe fn prefix16(mut x: std::arch::x86_64::__m256i) -> std::arch::x86_64::__m2
 unsafe fn keys(
     a: std::arch::x86_64::__m256i,
     b: std::arch::x86_64::__m256i,
-    mask: std::arch::x86_64::__m256i,
+    mask: Option<std::arch::x86_64::__m256i>,
 ) -> (std::arch::x86_64::__m256i, std::arch::x86_64::__m256i) {
     use std::arch::x86_64::*;
-    (
-        _mm256_and_si256(_mm256_unpacklo_epi16(b, a), mask),
-        _mm256_and_si256(_mm256_unpackhi_epi16(b, a), mask),
-    )
+    let (lo, hi) = (_mm256_unpacklo_epi16(b, a), _mm256_unpackhi_epi16(b, a));
+    match mask {
+        None => (lo, hi),
+        Some(m) => (_mm256_and_si256(lo, m), _mm256_and_si256(hi, m)),
+    }
 }
 
 #[cfg(test)]
@@ -302,21 +298,31 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let data: Vec<u8> = (0..20_000)
+        let mut data: Vec<u8> = (0..20_000)
             .map(|i| if i % 3000 < 700 { 0 } else { next() as u8 })
             .collect();
+        // A stretch repeating every 8 bytes: for blocks of 8 bytes or more, the bytes
+        // leaving and entering the window are the same, but the windows differ.
+        for i in 14_000..18_000 {
+            data[i] = data[i - 8];
+        }
         for &bs in &[1usize, 2, 8, 32, 1024, 4096] {
             for &mask in &[0xffff_ffffu32, 0x00ff_ffff, 0xffff] {
-                for &density in &[0u64, 1, 8, 64, 512] {
-                    let hash_bits = 12;
-                    let mut bits = vec![0u64; (1 << hash_bits) / 64];
-                    for w in bits.iter_mut() {
+                for (density, hash_bits) in [0u64, 1, 8, 64, 512]
+                    .into_iter()
+                    .flat_map(|d| [(d, 12u32), (d, 26)])
+                {
+                    let mut tile = vec![0u64; 64];
+                    for w in tile.iter_mut() {
                         for b in 0..64 {
                             if next() % 1024 < density {
                                 *w |= 1 << b;
                             }
                         }
                     }
+                    // 2^26 filter bits: the third bit's hash bits are lower than 10-14.
+                    let words = (1usize << hash_bits) / 64;
+                    let mut bits: Vec<u64> = tile.iter().cycle().take(words).copied().collect();
                     if density == 1 {
                         // Zero runs admitted (the sixteen-equal-windows path stops there).
                         let (w, m) = filter_mask(hash(0, 0), hash_bits);
@@ -354,7 +360,7 @@ mod tests {
                             };
                             assert_eq!(
                                 plain, fast,
-                                "bs {bs} mask {mask:x} density {density} seq2 {seq2}"
+                                "bs {bs} mask {mask:x} density {density} hash_bits {hash_bits} seq2 {seq2}"
                             );
                             assert_eq!(p0, f0);
                             if seq2 {

@@ -25,19 +25,26 @@ const _: () = assert!(
 );
 
 /// The filter bits of a hash when the filter has `2^fbits` bits: the index of the `u64`
-/// word that holds them and a mask of the three bits, all in the bucket's 32 bits: the
-/// five hash bits after the bucket's choose one, the next five another, the next five
-/// (as far as the hash has bits left) the third. A window passes when all are set.
+/// word that holds them and a mask of the three bits, all in the bucket's 32 bits (the
+/// bucket is the hash's top `fbits - 5` bits). Hash bits 0-4 and 5-9 choose two of them,
+/// five bits below the bucket's (see [`third_bit_at`]) the third; fixed places, so the
+/// AVX2 loop shifts by constants. A window passes when all three are set.
 #[inline(always)]
 pub(super) fn filter_mask(hash: u32, fbits: u32) -> (usize, u64) {
-    let f = (hash >> (32 - fbits)) as usize;
-    let second = (hash >> (32 - (fbits + 5).min(32))) as usize & 31;
-    let third = (hash >> (32 - (fbits + 10).min(32))) as usize & 31;
-    let bucket_bit0 = (f & !31) % 64;
-    (
-        f / 64,
-        1u64 << (f % 64) | 1u64 << (bucket_bit0 + second) | 1u64 << (bucket_bit0 + third),
-    )
+    let bucket = (hash >> (32 + FILTER_EXTRA_BITS - fbits)) as usize;
+    let bit0 = (bucket % 2) * 32;
+    let bit = |at: u32| 1u64 << (bit0 + (hash >> at) as usize % 32);
+    (bucket / 2, bit(0) | bit(5) | bit(third_bit_at(fbits)))
+}
+
+/// Where the hash bits that choose a window's third filter bit start: bits 10-14, or
+/// lower when the bucket needs more than 17 bits. They then share bits with the second
+/// five rather than with the bucket's: shared with the bucket's, they would be the same
+/// for every window of the bucket (on the 1 GiB bench pair that let twice as many
+/// windows through). From 2^23 buckets on, the second five share the bucket's too.
+#[inline(always)]
+pub(super) fn third_bit_at(fbits: u32) -> u32 {
+    10.min(32 - fbits)
 }
 
 /// Hash of a window key (`k2` = 0 unless seq = 2), multiplicative. Its top bits choose the
