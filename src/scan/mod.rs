@@ -868,6 +868,56 @@ mod tests {
         (reuse, lens, m.known().missing_runs())
     }
 
+    /// A seed whose reading fails part-way: the scan reports the error, and what it found
+    /// before (in the bytes read) is the same for any number of threads.
+    #[test]
+    fn a_read_error_ends_the_scan_the_same_way_on_any_number_of_threads() {
+        struct Failing<'a> {
+            data: &'a [u8],
+            at: usize,
+        }
+        impl Read for Failing<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.at == self.data.len() {
+                    return Err(std::io::Error::other("the disk is on fire"));
+                }
+                let n = buf.len().min(self.data.len() - self.at).min(3000);
+                buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+                self.at += n;
+                Ok(n)
+            }
+        }
+        let mut rng = Rng(0xe770_7e77_0e77_07e7);
+        let mut found = 0;
+        for case in 0..12 {
+            let bs = [64u32, 1024][case % 2];
+            let len = 100_000 + rng.below(50_000);
+            let t = target(&mut rng, len);
+            let c = control_with_random_lengths(&mut rng, &t, bs);
+            let s = seed(&mut rng, &t);
+            let fail_at = rng.below(s.len() + 1);
+            let mut results = Vec::new();
+            for threads in [1, 2, 3] {
+                let mut m = Matcher::new(&c).with_threads(threads).with_chunk_size(5000);
+                let mut r = Failing {
+                    data: &s[..fail_at],
+                    at: 0,
+                };
+                let e = m.scan(&mut r).expect_err("the read error is reported");
+                assert!(e.to_string().contains("on fire"), "{e}");
+                let reuse = m.take_reuse();
+                assert!(
+                    reuse.iter().all(|r| r.src + r.len <= fail_at as u64),
+                    "case {case}: only bytes that were read are used"
+                );
+                found += reuse.len();
+                results.push((reuse, m.known().missing_runs()));
+            }
+            assert!(results.windows(2).all(|w| w[0] == w[1]), "case {case}");
+        }
+        assert!(found > 100, "matches are found before the errors: {found}");
+    }
+
     /// Worker threads and chunk seams do not change the result: the same reuse lists, seed
     /// lengths and known blocks as one thread, over several seeds per target, with blocks
     /// known beforehand, every seq and weak-sum width, and block sizes where runs of
