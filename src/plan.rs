@@ -86,18 +86,28 @@ impl Plan {
             s.push_str(&serde_json::Value::from(hex.as_str()).to_string());
         }
         s.push_str("},\"reuse\":[");
-        for (k, r) in self.reuse.iter().enumerate() {
+        // Lists of numbers, written without the formatting machinery: a plan can have
+        // hundreds of thousands of entries.
+        let list = |s: &mut String, k: usize, nums: &[u64]| {
             if k > 0 {
                 s.push(',');
             }
-            s.push_str(&format!("[{},{},{}]", r.dst, r.src, r.len));
+            s.push('[');
+            for (i, &n) in nums.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                push_decimal(s, n);
+            }
+            s.push(']');
+        };
+        s.reserve(self.reuse.len() * 24 + self.download.len() * 18);
+        for (k, r) in self.reuse.iter().enumerate() {
+            list(&mut s, k, &[r.dst, r.src, r.len]);
         }
         s.push_str("],\"download\":[");
         for (k, r) in self.download.iter().enumerate() {
-            if k > 0 {
-                s.push(',');
-            }
-            s.push_str(&format!("[{},{}]", r.start, r.end - 1));
+            list(&mut s, k, &[r.start, r.end - 1]);
         }
         s.push_str("]}");
         s
@@ -109,6 +119,21 @@ impl Plan {
         let f = File::open(seed).map_err(|e| Error::io(seed, e))?;
         copy_reuse(&self.reuse, &f, seed, out, out_path, self.length)
     }
+}
+
+/// Append `n` in decimal.
+fn push_decimal(s: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.extend(digits[at..].iter().map(|&d| d as char));
 }
 
 /// Copy each reuse range from `seed` to `out` at its target offset, reading seed bytes past
@@ -152,6 +177,24 @@ mod tests {
 
     /// Applying the plan's reuse list to a zero-filled file gives the target wherever the
     /// plan reuses, including a last block matched against the seed's end (zero padding).
+    /// Numbers in the JSON are written as `format!` writes them.
+    #[test]
+    fn decimal_numbers_as_format_writes_them() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut nums = vec![0, 1, 9, 10, 99, 100, 4096, u64::MAX, u64::MAX - 1, 1 << 63];
+        for _ in 0..1000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            nums.push(x >> (x % 64));
+        }
+        for n in nums {
+            let mut s = String::from("[");
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("[{n}"));
+        }
+    }
+
     #[test]
     fn apply_reuse_builds_the_reused_parts() {
         let target: Vec<u8> = (0..10_000u32)
