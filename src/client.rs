@@ -441,12 +441,7 @@ pub fn update(
         let reuse = work.matcher.take_reuse();
         if !reuse.is_empty() {
             let k = scanned.len();
-            pieces.extend(reuse.iter().map(|r| copy::Piece {
-                dst: r.dst,
-                seed: k,
-                src: r.src,
-                len: r.len,
-            }));
+            pieces.extend(reuse.iter().map(|r| copy::Piece::of(r, k)));
             // After a read error, the length is unknown: the pieces found were all read.
             let len = len.unwrap_or_else(|| reuse.iter().map(|r| r.src + r.len).max().unwrap_or(0));
             drop(reader);

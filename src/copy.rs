@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
+use crate::scan::Reuse;
+
 /// A seed as it was scanned.
 pub struct Seed {
     /// The file, open for reading.
@@ -30,6 +32,18 @@ pub struct Piece {
     pub src: u64,
     /// Length in bytes.
     pub len: u64,
+}
+
+impl Piece {
+    /// The piece of seed `seed` that a reuse instruction of its scan names.
+    pub fn of(r: &Reuse, seed: usize) -> Piece {
+        Piece {
+            dst: r.dst,
+            seed,
+            src: r.src,
+            len: r.len,
+        }
+    }
 }
 
 /// Most bytes read from a seed at once for small pieces that lie close together there.
@@ -73,6 +87,11 @@ impl Fill {
         dst.copy_from_slice(&bytes[from..from + dst.len()]);
         Ok(())
     }
+}
+
+/// Copy the pieces of `fill` into `out`, on this thread.
+pub fn copy_now(mut fill: Fill, out: &File) -> io::Result<()> {
+    copy_all(&mut fill, out, &mut |_| {})
 }
 
 /// Bytes written at a time.

@@ -3,10 +3,10 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::control::ControlFile;
+use crate::copy;
 use crate::fetch::ByteRange;
 use crate::known::KnownSet;
 use crate::scan::{Matcher, Reuse};
@@ -117,7 +117,10 @@ impl Plan {
     /// `out` must already have the target's length; downloaded ranges are left alone.
     pub fn apply_reuse(&self, seed: &Path, out: &File, out_path: &Path) -> Result<()> {
         let f = File::open(seed).map_err(|e| Error::io(seed, e))?;
-        copy_reuse(&self.reuse, &f, seed, out, out_path, self.length)
+        let len = f.metadata().map_err(|e| Error::io(seed, e))?.len();
+        let pieces = self.reuse.iter().map(|r| copy::Piece::of(r, 0)).collect();
+        let fill = copy::Fill::new(vec![copy::Seed { file: f, len }], pieces);
+        copy::copy_now(fill, out).map_err(|e| Error::io(out_path, e))
     }
 }
 
@@ -136,47 +139,11 @@ fn push_decimal(s: &mut String, mut n: u64) {
     s.extend(digits[at..].iter().map(|&d| d as char));
 }
 
-/// Copy each reuse range from `seed` to `out` at its target offset, reading seed bytes past
-/// the seed's end as zeros and clipping at the target `length`.
-pub fn copy_reuse(
-    reuse: &[Reuse],
-    seed: &File,
-    seed_path: &Path,
-    out: &File,
-    out_path: &Path,
-    length: u64,
-) -> Result<()> {
-    let mut buf = vec![0u8; 1 << 20];
-    for r in reuse {
-        let mut done = 0;
-        let len = r.len.min(length.saturating_sub(r.dst));
-        while done < len {
-            let want = (len - done).min(buf.len() as u64) as usize;
-            let mut got = 0;
-            while got < want {
-                match seed.read_at(&mut buf[got..want], r.src + done + got as u64) {
-                    Ok(0) => break,
-                    Ok(k) => got += k,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Error::io(seed_path, e)),
-                }
-            }
-            buf[got..want].fill(0);
-            out.write_all_at(&buf[..want], r.dst + done)
-                .map_err(|e| Error::io(out_path, e))?;
-            done += want as u64;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::make::{make, MakeOptions};
 
-    /// Applying the plan's reuse list to a zero-filled file gives the target wherever the
-    /// plan reuses, including a last block matched against the seed's end (zero padding).
     /// Numbers in the JSON are written as `format!` writes them.
     #[test]
     fn decimal_numbers_as_format_writes_them() {
@@ -195,6 +162,8 @@ mod tests {
         }
     }
 
+    /// Applying the plan's reuse list to a zero-filled file gives the target wherever the
+    /// plan reuses, including a last block matched against the seed's end (zero padding).
     #[test]
     fn apply_reuse_builds_the_reused_parts() {
         let target: Vec<u8> = (0..10_000u32)
