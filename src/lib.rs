@@ -38,6 +38,7 @@ pub mod hashlen;
 pub mod httpdate;
 pub mod known;
 pub mod make;
+pub mod mapped;
 pub mod md4x8;
 pub mod plan;
 pub mod progress;

@@ -120,54 +120,59 @@ pub struct PrefixHasher {
 /// The hasher is told of progress in steps of at least this many bytes.
 const STEP: u64 = 4 << 20;
 
-/// Bytes read and hashed at a time.
-const PIECE: usize = 256 << 10;
+/// Most bytes of the file mapped at a time (the mapped pages count in the process's
+/// resident memory while they are mapped).
+const VIEW: u64 = 8 << 20;
+
+/// Hash bytes `[from, to)` of `file`, which this process is filling: where it can, in the
+/// page cache itself (the bytes were just written there), else read through `buf`.
+fn hash_written(
+    file: &File,
+    hashes: &mut FileHashes,
+    buf: &mut Vec<u8>,
+    from: u64,
+    to: u64,
+) -> std::io::Result<()> {
+    if file.metadata()?.len() < to {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the file is shorter than the .zsync says",
+        ));
+    }
+    let mut at = from;
+    while at < to {
+        let end = to.min(at + VIEW);
+        match crate::mapped::Mapped::new(file, at, end) {
+            Some(view) => hashes.update(view.bytes()),
+            None => {
+                buf.resize(1 << 20, 0);
+                hash_range(file, hashes, buf, at, end)?;
+            }
+        }
+        at = end;
+    }
+    Ok(())
+}
 
 impl PrefixHasher {
-    /// Start hashing `file` (bytes become final through [`PrefixHasher::advance`]).
+    /// Start hashing `file` (bytes become final through [`PrefixHasher::advance`]). The
+    /// file is the caller's working file: it only ever grows while it is hashed.
     pub fn start(file: File, hashes: FileHashes) -> PrefixHasher {
         let (tx, rx) = mpsc::channel::<u64>();
         let thread = std::thread::spawn(move || {
-            // Reading and hashing overlap: this thread copies the final bytes out of the
-            // page cache, a second one hashes them (the hash is what the end of an update
-            // waits for).
-            let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(2);
-            let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
-            std::thread::scope(|s| {
-                let hasher = s.spawn(move || {
-                    let mut hashes = hashes;
-                    for buf in full_rx {
-                        hashes.update(&buf);
-                        let _ = empty_tx.send(buf);
-                    }
-                    hashes
-                });
-                let read = (|| -> std::io::Result<()> {
-                    let mut hashed = 0u64;
-                    while let Ok(mut upto) = rx.recv() {
-                        while let Ok(u) = rx.try_recv() {
-                            upto = upto.max(u);
-                        }
-                        while hashed < upto {
-                            let mut buf = empty_rx.try_recv().unwrap_or_default();
-                            buf.resize(PIECE, 0);
-                            let want = (upto - hashed).min(PIECE as u64) as usize;
-                            let n = read_some(&file, &mut buf[..want], hashed)?;
-                            buf.truncate(n);
-                            hashed += n as u64;
-                            if full_tx.send(buf).is_err() {
-                                return Err(std::io::Error::other("the hashing thread failed"));
-                            }
-                        }
-                    }
-                    Ok(())
-                })();
-                drop(full_tx);
-                let hashes = hasher
-                    .join()
-                    .map_err(|_| std::io::Error::other("the hashing thread failed"));
-                read.and(hashes)
-            })
+            let mut hashes = hashes;
+            let mut hashed = 0u64;
+            let mut buf = Vec::new();
+            while let Ok(mut upto) = rx.recv() {
+                while let Ok(u) = rx.try_recv() {
+                    upto = upto.max(u);
+                }
+                if upto > hashed {
+                    hash_written(&file, &mut hashes, &mut buf, hashed, upto)?;
+                    hashed = upto;
+                }
+            }
+            Ok(hashes)
         });
         PrefixHasher {
             tx,
