@@ -860,6 +860,51 @@ fn shell_metacharacters_in_urls_run_nothing() {
     );
 }
 
+/// With `ZSYNC_CURL` unset, curl is run directly, without a shell for every request (the
+/// same command the shell would run); a `curl` that is not on PATH is reported as such.
+#[test]
+fn plain_curl_runs_without_a_shell() {
+    let s = scenario("direct", 300_000, 3);
+    let real = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("curl"))
+        .find(|p| p.is_file())
+        .expect("curl on PATH");
+    // A `curl` first on PATH that notes who started it, then runs the real one.
+    let dir = s.site.tmp.path().join("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = s.site.tmp.path().join("parents.log");
+    let script = dir.join("curl");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat /proc/$PPID/comm >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
+    let out = s.run_env(&["-q"], &[("PATH", &path)]);
+    s.assert_success(&out);
+    let parents = std::fs::read_to_string(&log).unwrap();
+    let parents: Vec<&str> = parents.lines().collect();
+    // The .zsync and the data.
+    assert!(parents.len() >= 2, "{parents:?}");
+    assert!(parents.iter().all(|p| *p == "zsync"), "{parents:?}");
+    // No curl at all.
+    std::fs::remove_file(s.out()).unwrap();
+    let out = s.run_env(&["-q"], &[("PATH", "/nonexistent")]);
+    out.expect(3);
+    assert!(
+        out.stderr
+            .contains("cannot run curl (ZSYNC_CURL): command not found"),
+        "{out}"
+    );
+}
+
 #[test]
 fn secrets_in_zsync_curl_and_urls_are_not_printed() {
     let s = scenario("secret", 50_000, 2);
