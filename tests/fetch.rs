@@ -173,12 +173,14 @@ fn normal_uses_one_multi_range_request() {
 fn many_ranges_are_batched() {
     let s = setup(200_000, Mode::Normal);
     let mut f = fetcher();
-    let ranges = spread(150, 100, 200_000);
+    let ranges = spread(300, 100, 200_000);
     fetch_ok(&mut f, &s, &ranges);
     let log = s.server.requests();
-    assert_eq!(log.len(), 3, "150 ranges in batches of at most 64");
-    assert!(log.iter().all(|l| l.range_count() <= 64 && l.status == 206));
-    assert_eq!(log.iter().map(|l| l.range_count()).sum::<usize>(), 150);
+    assert_eq!(log.len(), 3, "300 ranges in batches of at most 128");
+    assert!(log
+        .iter()
+        .all(|l| l.range_count() <= 128 && l.status == 206));
+    assert_eq!(log.iter().map(|l| l.range_count()).sum::<usize>(), 300);
 }
 
 #[test]
@@ -212,7 +214,7 @@ fn the_probe_is_small() {
 }
 
 /// Large ranges are not cut into probe-sized requests: a 40 MB download takes the probe
-/// and then pieces of at most 16 MiB.
+/// and then pieces of at most 32 MiB.
 #[test]
 fn a_large_download_takes_few_requests() {
     let s = setup(40_000_000, Mode::Normal);
