@@ -147,6 +147,22 @@ impl Work<'_> {
         Ok((start + n as u64, buf))
     }
 
+    /// Check and store the whole batches of `bytes` (at block-aligned offset `start`, not
+    /// past the end of the target), or all of them when they reach the target's end: how
+    /// many bytes that took (the rest is less than a batch).
+    fn check_batches(&mut self, start: u64, bytes: &[u8]) -> Result<usize, FetchError> {
+        let bs = self.bs() as usize;
+        let step = self.batch() * bs;
+        let mut n = bytes.len() / step * step;
+        if start + bytes.len() as u64 == self.control.header.length {
+            n = bytes.len();
+        }
+        if n > 0 {
+            self.offer_blocks((start / bs as u64) as usize, &bytes[..n])?;
+        }
+        Ok(n)
+    }
+
     /// Let the hasher go on up to the first block not in the file yet: one not known, or a
     /// reused one the copy has not got to.
     fn advance_frontier(&mut self) {
@@ -233,41 +249,41 @@ impl RangeSink for Work<'_> {
         self.received += data.len() as u64;
         let length = self.control.header.length;
         let bs = self.bs();
-        // Continue a pending partial block if this chunk follows it; else start afresh.
-        let (mut start, mut buf) = match self
+        let step = self.batch() * bs as usize;
+        let (mut start, mut rest) = (offset, data);
+        // A partial batch waiting for this chunk gets the bytes it lacks (only those are
+        // copied) and is checked once whole.
+        if let Some(k) = self
             .pending
             .iter()
             .position(|(s, b)| s + b.len() as u64 == offset)
         {
-            Some(k) => {
-                let (s, mut b) = self.pending.swap_remove(k);
-                b.extend_from_slice(data);
-                (s, b)
+            let (s, mut b) = self.pending.swap_remove(k);
+            let take = step.saturating_sub(b.len()).min(rest.len());
+            b.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            b.truncate(length.saturating_sub(s).min(b.len() as u64) as usize);
+            if self.check_batches(s, &b)? < b.len() {
+                // Not a whole batch: the chunk is used up.
+                self.pending.push((s, b));
+                self.advance_frontier();
+                return Ok(());
             }
-            None => (offset, data.to_vec()),
-        };
+            start = s + b.len() as u64;
+        }
         // Drop bytes before the first block boundary and past the end of the target.
         let aligned = start.div_ceil(bs) * bs;
-        let skip = (aligned - start).min(buf.len() as u64) as usize;
-        buf.drain(..skip);
+        let skip = (aligned - start).min(rest.len() as u64) as usize;
+        rest = &rest[skip..];
         start += skip as u64;
         if start >= length {
+            self.advance_frontier();
             return Ok(());
         }
-        buf.truncate((length - start).min(buf.len() as u64) as usize);
-        // Whole blocks, and the target's short last block when it is complete. When blocks
-        // are checked eight at a time, fewer than eight wait for more (or for
-        // `flush_pending`).
-        let whole = buf.len() / bs as usize;
-        let mut pos = whole / self.batch() * self.batch() * bs as usize;
-        if start + buf.len() as u64 == length {
-            pos = buf.len();
-        }
-        if pos > 0 {
-            self.offer_blocks((start / bs) as usize, &buf[..pos])?;
-        }
-        if pos < buf.len() {
-            buf.drain(..pos);
+        rest = &rest[..(length - start).min(rest.len() as u64) as usize];
+        // Whole batches are checked where they lie; the rest waits for more.
+        let used = self.check_batches(start, rest)?;
+        if used < rest.len() {
             if self.pending.len() >= MAX_PENDING {
                 // One buffer waits no longer: its whole blocks are checked now. Preferably
                 // one that ends at a block boundary (the end of a range: nothing is lost),
@@ -283,7 +299,8 @@ impl RangeSink for Work<'_> {
                 let (s, b) = self.pending.remove(k);
                 self.settle(s, b)?;
             }
-            self.pending.push((start + pos as u64, buf));
+            self.pending
+                .push((start + used as u64, rest[used..].to_vec()));
         }
         self.advance_frontier();
         Ok(())
