@@ -79,7 +79,7 @@ use std::io::{self, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -630,9 +630,17 @@ enum Pipe {
 
 /// From a pipe reader thread to the calling thread.
 enum Msg {
-    Data(u64, Pipe, Vec<u8>),
+    /// Bytes read: the first `usize` bytes of the buffer (which goes back to the [`Pool`]).
+    Data(u64, Pipe, Vec<u8>, usize),
     Eof(u64, Pipe, Option<String>),
 }
+
+/// Read buffers handed back by the calling thread for the pipe readers to use again (fresh
+/// ones would be zeroed or copied into).
+type Pool = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// Most buffers kept in a [`Pool`].
+const POOL_MAX: usize = CHANNEL_CAPACITY * 2;
 
 /// Where the body bytes of a running request go.
 enum Body {
@@ -686,6 +694,7 @@ struct Session<'a> {
     max_end: u64,
     tx: SyncSender<Msg>,
     rx: Receiver<Msg>,
+    pool: Pool,
     running: HashMap<u64, Running>,
     next_id: u64,
     launched: u64,
@@ -702,6 +711,7 @@ impl<'a> Session<'a> {
             max_end,
             tx,
             rx,
+            pool: Pool::default(),
             running: HashMap::new(),
             next_id: 0,
             launched: 0,
@@ -765,8 +775,11 @@ impl<'a> Session<'a> {
             (None, None)
         };
         let started = match pipes {
-            (Some(out), Some(err)) => spawn_reader(id, Pipe::Out, out, &self.tx, &cancel, gate_rx)
-                .and_then(|_| spawn_reader(id, Pipe::Err, err, &self.tx, &cancel, None)),
+            (Some(out), Some(err)) => {
+                let pool = &self.pool;
+                spawn_reader(id, Pipe::Out, out, &self.tx, pool, &cancel, gate_rx)
+                    .and_then(|_| spawn_reader(id, Pipe::Err, err, &self.tx, pool, &cancel, None))
+            }
             _ => Err(io::Error::other("no pipes")),
         };
         if let Err(e) = started {
@@ -843,7 +856,13 @@ impl<'a> Session<'a> {
         let Some(mut r) = self.running.remove(&id) else {
             return Ok(notes); // Output of a request already ended or cancelled.
         };
-        let step = self.handle(id, &mut r, msg, sink, &mut notes);
+        let step = self.handle(id, &mut r, &msg, sink, &mut notes);
+        if let Msg::Data(_, _, buf, _) = msg {
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < POOL_MAX {
+                pool.push(buf);
+            }
+        }
         if let Err(e) = step {
             // The sink failed: stop this request too (the others are stopped by Drop).
             self.retire(r);
@@ -864,14 +883,14 @@ impl<'a> Session<'a> {
         &self,
         id: u64,
         r: &mut Running,
-        msg: Msg,
+        msg: &Msg,
         sink: &mut dyn RangeSink,
         notes: &mut Vec<Note>,
     ) -> Result<(), FetchError> {
         match msg {
-            Msg::Data(_, Pipe::Out, data) => self.body_data(r, &data, sink)?,
-            Msg::Data(_, Pipe::Err, data) => {
-                r.head.feed(&data);
+            Msg::Data(_, Pipe::Out, data, n) => self.body_data(r, &data[..*n], sink)?,
+            Msg::Data(_, Pipe::Err, data, n) => {
+                r.head.feed(&data[..*n]);
                 if r.head.done || r.head.tentative.is_some() {
                     r.gate = None; // let the body through
                 }
@@ -1418,10 +1437,12 @@ fn spawn_reader<R: Read + Send + 'static>(
     pipe_kind: Pipe,
     mut pipe: R,
     tx: &SyncSender<Msg>,
+    pool: &Pool,
     cancel: &Arc<AtomicBool>,
     gate: Option<Receiver<()>>,
 ) -> io::Result<()> {
     let tx = tx.clone();
+    let pool = Arc::clone(pool);
     let cancel = Arc::clone(cancel);
     thread::Builder::new()
         .name("zsync3-curl-pipe".into())
@@ -1431,16 +1452,17 @@ fn spawn_reader<R: Read + Send + 'static>(
             if let Some(g) = gate {
                 let _ = g.recv();
             }
-            let mut buf = vec![0u8; READ_CHUNK];
             let mut error = None;
             while !cancel.load(Ordering::Relaxed) {
+                let mut buf = pool
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pop()
+                    .unwrap_or_else(|| vec![0u8; READ_CHUNK]);
                 match pipe.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
-                        if tx
-                            .send(Msg::Data(id, pipe_kind, buf[..n].to_vec()))
-                            .is_err()
-                        {
+                        if tx.send(Msg::Data(id, pipe_kind, buf, n)).is_err() {
                             return;
                         }
                     }
