@@ -135,14 +135,7 @@ impl Work<'_> {
     /// and the target's short last block if it is complete. Returns what is left: part of
     /// a block, and its offset.
     fn settle(&mut self, start: u64, mut buf: Vec<u8>) -> Result<(u64, Vec<u8>), FetchError> {
-        let bs = self.bs() as usize;
-        let mut n = buf.len() / bs * bs;
-        if start + buf.len() as u64 == self.control.header.length {
-            n = buf.len();
-        }
-        if n > 0 {
-            self.offer_blocks((start / bs as u64) as usize, &buf[..n])?;
-        }
+        let n = self.check_whole(start, &buf, self.bs() as usize)?;
         buf.drain(..n);
         Ok((start + n as u64, buf))
     }
@@ -151,14 +144,19 @@ impl Work<'_> {
     /// past the end of the target), or all of them when they reach the target's end: how
     /// many bytes that took (the rest is less than a batch).
     fn check_batches(&mut self, start: u64, bytes: &[u8]) -> Result<usize, FetchError> {
-        let bs = self.bs() as usize;
-        let step = self.batch() * bs;
+        self.check_whole(start, bytes, self.batch() * self.bs() as usize)
+    }
+
+    /// Check and store the whole `step`s of `bytes` (a multiple of the block size, at
+    /// block-aligned offset `start`, not past the end of the target), or all of them when
+    /// they reach the target's end: how many bytes that took.
+    fn check_whole(&mut self, start: u64, bytes: &[u8], step: usize) -> Result<usize, FetchError> {
         let mut n = bytes.len() / step * step;
         if start + bytes.len() as u64 == self.control.header.length {
             n = bytes.len();
         }
         if n > 0 {
-            self.offer_blocks((start / bs as u64) as usize, &bytes[..n])?;
+            self.offer_blocks((start / self.bs()) as usize, &bytes[..n])?;
         }
         Ok(n)
     }

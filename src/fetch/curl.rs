@@ -1347,11 +1347,16 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
+    /// The curl command is just `curl`: it is run without a shell.
+    fn runs_curl_directly(&self) -> bool {
+        self.curl_cmd == "curl"
+    }
+
     /// The command that runs curl, before our arguments: `/bin/sh -c '<ZSYNC_CURL> <ALWAYS>
     /// "$@"' zsync3`, or plain `curl <ALWAYS>` when the prefix is just `curl` (what the
     /// shell would run, without the cost of starting a shell for every request).
     fn command(&self) -> Command {
-        if self.curl_cmd == "curl" {
+        if self.runs_curl_directly() {
             let mut c = Command::new("curl");
             c.args(ALWAYS.split(' '));
             c
@@ -1367,7 +1372,7 @@ impl Config {
     /// The error for a curl command that could not be started (for plain `curl`, what the
     /// shell's exit codes 127 and 126 would have said).
     fn spawn_error(&self, e: io::Error) -> FetchError {
-        let direct = self.curl_cmd == "curl";
+        let direct = self.runs_curl_directly();
         FetchError::Transport(match e.kind() {
             io::ErrorKind::NotFound if direct => CURL_NOT_FOUND.into(),
             io::ErrorKind::PermissionDenied if direct => CURL_NOT_EXECUTABLE.into(),
