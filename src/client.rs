@@ -7,7 +7,6 @@
 //! `OUT.part`, which the next run scans first as a seed.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::BufReader;
 use std::os::unix::fs::{FileExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -438,11 +437,11 @@ pub fn update(
             Ok(m) if m.is_file() || m.file_type().is_block_device() => None,
             _ => Some(crate::fsutil::unnamed_file(&dir).map_err(|e| Error::io(&dir, e))?),
         };
-        let mut reader: Box<dyn std::io::Read + Send + '_> = match &spool {
-            None => Box::new(BufReader::with_capacity(0, &f)),
-            Some(copy) => Box::new(crate::fsutil::Tee::new(&f, copy)),
+        let scanned_len = match &spool {
+            None => work.matcher.scan_file(&f),
+            Some(copy) => work.matcher.scan(&mut crate::fsutil::Tee::new(&f, copy)),
         };
-        let len = match work.matcher.scan(&mut reader) {
+        let len = match scanned_len {
             Ok(n) => Some(n),
             Err(e) => {
                 opts.progress.message(&format!(
@@ -459,7 +458,6 @@ pub fn update(
             pieces.extend(reuse.iter().map(|r| copy::Piece::of(r, k)));
             // After a read error, the length is unknown: the pieces found were all read.
             let len = len.unwrap_or_else(|| reuse.iter().map(|r| r.src + r.len).max().unwrap_or(0));
-            drop(reader);
             scanned.push(copy::Seed {
                 file: spool.unwrap_or(f),
                 len,

@@ -1,10 +1,14 @@
 //! A read-only view of part of a file (`mmap`): bytes that are in the page cache are read
 //! where they are, instead of being copied out first.
 //!
-//! Only for a file this process owns and never shrinks (the client's working file): if
-//! another process cut the file short under a view, reading the lost part would raise
-//! SIGBUS. [`Mapped::new`] gives `None` where mapping is not available (not Linux, a file
-//! system that cannot map, a part past the file's end); callers then read the bytes.
+//! If another process cuts a file short under a view, reading the lost part raises SIGBUS.
+//! [`Mapped::new`] is for a file this process owns and never shrinks (the client's working
+//! file). [`Mapped::guarded`] is for any other file (a seed): it registers the view with a
+//! SIGBUS handler that puts zeros where the lost pages were and marks the view, so that
+//! the reader finds out with [`Mapped::intact`] instead of the process being killed.
+//! Both give `None` where mapping is not available (not Linux, a file system that cannot
+//! map, a part past the file's end; for a guarded view also other CPUs than x86-64 and
+//! AArch64, or too many guarded views at once); callers then read the bytes.
 
 use std::fs::File;
 
@@ -16,6 +20,8 @@ pub struct Mapped {
     len: usize,
     /// Bytes before the first byte asked for.
     skip: usize,
+    /// For a guarded view, its place in the SIGBUS handler's table.
+    slot: Option<usize>,
 }
 
 impl Mapped {
@@ -28,6 +34,21 @@ impl Mapped {
         sys::map(file, from, to)
     }
 
+    /// [`Mapped::new`] for a file that another process may cut short while the view lives
+    /// (a seed): where that happens, the view holds zeros and [`Mapped::intact`] says so.
+    pub fn guarded(file: &File, from: u64, to: u64) -> Option<Mapped> {
+        let mut m = Mapped::new(file, from, to)?;
+        m.slot = Some(guard::register(m.ptr as usize, m.len)?);
+        Some(m)
+    }
+
+    /// Whether every byte of the view is the file's: false if the file was cut short under
+    /// a guarded view and a lost part was read (it read as zeros). A view made by
+    /// [`Mapped::new`] is always taken as intact.
+    pub fn intact(&self) -> bool {
+        self.slot.is_none_or(|k| !guard::was_hit(k))
+    }
+
     /// The bytes.
     pub fn bytes(&self) -> &[u8] {
         // SAFETY: `ptr..ptr + len` is a live read-only mapping owned by `self` (see `new`),
@@ -36,8 +57,16 @@ impl Mapped {
     }
 }
 
+// SAFETY: the mapping is read-only and owned by the value.
+unsafe impl Send for Mapped {}
+// SAFETY: as above; shared reads of read-only memory.
+unsafe impl Sync for Mapped {}
+
 impl Drop for Mapped {
     fn drop(&mut self) {
+        if let Some(k) = self.slot {
+            guard::unregister(k);
+        }
         sys::unmap(self.ptr, self.len);
     }
 }
@@ -94,6 +123,7 @@ mod sys {
             ptr: ptr.cast(),
             len,
             skip: (from - base) as usize,
+            slot: None,
         })
     }
 
@@ -114,6 +144,209 @@ mod sys {
     }
 
     pub(super) fn unmap(_ptr: *mut u8, _len: usize) {}
+}
+
+/// The SIGBUS handler for guarded views: a table of the views' address ranges; a fault in
+/// one of them gets a page of zeros mapped in its place and marks the view, any other
+/// fault goes to the handler that was there before (by default, the process ends).
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+mod guard {
+    use std::ffi::{c_int, c_long, c_void};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Once, OnceLock};
+
+    /// `struct sigaction` as glibc and musl lay it out on these CPUs.
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct SigAction {
+        handler: usize,
+        mask: [u64; 16],
+        flags: c_int,
+        restorer: usize,
+    }
+
+    extern "C" {
+        fn sigaction(sig: c_int, act: *const SigAction, old: *mut SigAction) -> c_int;
+        fn mmap(
+            addr: *mut c_void,
+            len: usize,
+            prot: c_int,
+            flags: c_int,
+            fd: c_int,
+            offset: i64,
+        ) -> *mut c_void;
+        fn sysconf(name: c_int) -> c_long;
+    }
+
+    const SIGBUS: c_int = 7;
+    const SA_SIGINFO: c_int = 4;
+    const SA_ONSTACK: c_int = 0x0800_0000;
+    const SIG_DFL: usize = 0;
+    const SIG_IGN: usize = 1;
+    const PROT_READ: c_int = 1;
+    const MAP_PRIVATE: c_int = 2;
+    const MAP_FIXED: c_int = 0x10;
+    const MAP_ANONYMOUS: c_int = 0x20;
+    const SC_PAGESIZE: c_int = 30;
+    /// Where the faulting address is in a `siginfo_t` (64-bit Linux).
+    const SI_ADDR: usize = 16;
+
+    /// Guarded views at once (the scan keeps a few dozen at most).
+    const SLOTS: usize = 128;
+
+    struct Slot {
+        /// The view's first byte; 0: the slot is free.
+        start: AtomicUsize,
+        /// One past its last byte; 0 while the slot is being taken.
+        end: AtomicUsize,
+        hit: AtomicBool,
+    }
+
+    #[allow(clippy::declare_interior_mutable_const)]
+    const FREE: Slot = Slot {
+        start: AtomicUsize::new(0),
+        end: AtomicUsize::new(0),
+        hit: AtomicBool::new(false),
+    };
+    static TABLE: [Slot; SLOTS] = [FREE; SLOTS];
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    /// The handler before ours; set once ours is installed.
+    static PREVIOUS: OnceLock<SigAction> = OnceLock::new();
+    static INSTALL: Once = Once::new();
+
+    fn install() -> bool {
+        INSTALL.call_once(|| {
+            // SAFETY: sysconf has no preconditions.
+            let page = unsafe { sysconf(SC_PAGESIZE) };
+            match usize::try_from(page) {
+                Ok(p) if p.is_power_of_two() => PAGE.store(p, Ordering::Relaxed),
+                _ => return,
+            }
+            let ours = SigAction {
+                handler: on_sigbus as extern "C" fn(c_int, *mut c_void, *mut c_void) as usize,
+                mask: [0; 16],
+                flags: SA_SIGINFO | SA_ONSTACK,
+                restorer: 0,
+            };
+            let mut old = SigAction {
+                handler: SIG_DFL,
+                mask: [0; 16],
+                flags: 0,
+                restorer: 0,
+            };
+            // The previous handler is recorded first: ours may run as soon as it is set.
+            // SAFETY: valid pointers to SigAction values; a null `act` only reads.
+            if unsafe { sigaction(SIGBUS, std::ptr::null(), &mut old) } != 0 {
+                return;
+            }
+            let _ = PREVIOUS.set(old);
+            // SAFETY: as above; `on_sigbus` is a handler with the SA_SIGINFO signature.
+            if unsafe { sigaction(SIGBUS, &ours, std::ptr::null_mut()) } != 0 {
+                PAGE.store(0, Ordering::Relaxed);
+            }
+        });
+        PAGE.load(Ordering::Relaxed) != 0
+    }
+
+    /// Take a slot for the view `[start, start + len)`; `None` if there is none free or the
+    /// handler could not be installed.
+    pub(super) fn register(start: usize, len: usize) -> Option<usize> {
+        if !install() || start == 0 {
+            return None;
+        }
+        for (k, s) in TABLE.iter().enumerate() {
+            if s.start
+                .compare_exchange(0, start, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                s.hit.store(false, Ordering::Relaxed);
+                s.end.store(start + len, Ordering::Release);
+                return Some(k);
+            }
+        }
+        None
+    }
+
+    pub(super) fn was_hit(k: usize) -> bool {
+        TABLE[k].hit.load(Ordering::Acquire)
+    }
+
+    /// Free slot `k` (before the view is unmapped).
+    pub(super) fn unregister(k: usize) {
+        TABLE[k].end.store(0, Ordering::Release);
+        TABLE[k].start.store(0, Ordering::Release);
+    }
+
+    extern "C" fn on_sigbus(sig: c_int, info: *mut c_void, ctx: *mut c_void) {
+        // Only atomics and system calls here: this runs in a signal handler.
+        // SAFETY: the kernel passes a valid siginfo_t (SA_SIGINFO).
+        let addr = unsafe { info.cast::<u8>().add(SI_ADDR).cast::<usize>().read() };
+        let page = PAGE.load(Ordering::Relaxed);
+        for s in TABLE.iter() {
+            let start = s.start.load(Ordering::Acquire);
+            let end = s.end.load(Ordering::Acquire);
+            if start != 0 && start <= addr && addr < end {
+                // SAFETY: the page lies in a live view of ours (its slot is taken until
+                // it is unmapped); a private page of zeros replaces the lost one.
+                let p = unsafe {
+                    mmap(
+                        (addr & !(page - 1)) as *mut c_void,
+                        page,
+                        PROT_READ,
+                        MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    )
+                };
+                if p as isize != -1 {
+                    s.hit.store(true, Ordering::Release);
+                    return;
+                }
+            }
+        }
+        // Not a view of ours: what would have happened without us.
+        match PREVIOUS.get() {
+            Some(prev) if prev.flags & SA_SIGINFO != 0 => {
+                // SAFETY: a handler installed with SA_SIGINFO has this signature.
+                let f: extern "C" fn(c_int, *mut c_void, *mut c_void) =
+                    unsafe { std::mem::transmute(prev.handler) };
+                f(sig, info, ctx);
+            }
+            Some(prev) if prev.handler != SIG_DFL && prev.handler != SIG_IGN => {
+                // SAFETY: a plain handler has this signature.
+                let f: extern "C" fn(c_int) = unsafe { std::mem::transmute(prev.handler) };
+                f(sig);
+            }
+            _ => {
+                // The default action: the fault happens again once this returns.
+                let dfl = SigAction {
+                    handler: SIG_DFL,
+                    mask: [0; 16],
+                    flags: 0,
+                    restorer: 0,
+                };
+                // SAFETY: a valid SigAction; sigaction is async-signal-safe.
+                unsafe { sigaction(sig, &dfl, std::ptr::null_mut()) };
+            }
+        }
+    }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+mod guard {
+    pub(super) fn register(_start: usize, _len: usize) -> Option<usize> {
+        None
+    }
+    pub(super) fn was_hit(_k: usize) -> bool {
+        false
+    }
+    pub(super) fn unregister(_k: usize) {}
 }
 
 #[cfg(test)]
@@ -158,5 +391,93 @@ mod tests {
         assert!(Mapped::new(&f, 0, len + 1).is_none());
         assert!(Mapped::new(&f, 10, 10).is_none());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    const GUARDED: bool = cfg!(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ));
+
+    fn temp_file(name: &str, data: &[u8]) -> (std::path::PathBuf, File) {
+        let dir = std::env::temp_dir().join(format!("zs3-mapped-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        std::fs::write(&path, data).unwrap();
+        let f = File::options().read(true).write(true).open(&path).unwrap();
+        (dir, f)
+    }
+
+    /// A file cut short under guarded views: what is left reads as before, the lost pages
+    /// read as zeros, and only the views that read lost pages say so.
+    #[test]
+    fn guarded_views_survive_a_file_cut_short() {
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|i| (i * 13 + i / 509) as u8 | 1)
+            .collect();
+        let (dir, f) = temp_file("cut", &data);
+        let (other_dir, other) = temp_file("other", &data);
+        let head = Mapped::guarded(&f, 0, 8192);
+        assert_eq!(head.is_some(), GUARDED);
+        let Some(head) = head else { return };
+        let lost = Mapped::guarded(&f, 8000, 150_000).unwrap();
+        let untouched = Mapped::guarded(&f, 100_000, 200_000).unwrap();
+        let elsewhere = Mapped::guarded(&other, 0, 200_000).unwrap();
+        f.set_len(50_000).unwrap();
+        assert_eq!(head.bytes(), &data[..8192]);
+        assert!(head.intact());
+        // The page holding the new end reads the file's bytes, then zeros; the pages after
+        // it are lost.
+        let got = lost.bytes();
+        assert_eq!(&got[..42_000], &data[8000..50_000]);
+        assert!(got[42_000..].iter().all(|&b| b == 0));
+        assert!(!lost.intact());
+        assert!(untouched.intact(), "never read");
+        assert_eq!(elsewhere.bytes(), &data[..]);
+        assert!(elsewhere.intact());
+        // Slots are reused, marks are not.
+        drop(lost);
+        let again = Mapped::guarded(&f, 0, 40_000).unwrap();
+        assert_eq!(again.bytes(), &data[..40_000]);
+        assert!(again.intact());
+        drop((head, untouched, elsewhere, again));
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&other_dir).unwrap();
+    }
+
+    /// With the handler installed, a fault outside guarded views still ends the process
+    /// with SIGBUS (the test runs itself in a child process that makes one).
+    #[test]
+    fn other_faults_still_end_the_process() {
+        const CHILD: &str = "ZS3_MAPPED_FAULT_FILE";
+        const NAME: &str = "mapped::tests::other_faults_still_end_the_process";
+        if let Some(path) = std::env::var_os(CHILD) {
+            let f = File::options().read(true).write(true).open(path).unwrap();
+            let guarded = Mapped::guarded(&f, 0, 4096).unwrap();
+            let plain = Mapped::new(&f, 0, 100_000).unwrap();
+            f.set_len(0).unwrap();
+            assert!(guarded.intact());
+            let sum: u64 = plain.bytes().iter().map(|&b| u64::from(b)).sum();
+            // Not reached: the read above ends the process.
+            println!("read {sum} without a fault");
+            std::process::exit(0);
+        }
+        if !GUARDED {
+            return;
+        }
+        let (dir, _f) = temp_file("child", &[7u8; 100_000]);
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(CHILD, dir.join("f"))
+            .output()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            out.status.signal(),
+            Some(7),
+            "{:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }

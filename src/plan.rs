@@ -54,6 +54,18 @@ impl Plan {
         res.map(|_| plan)
     }
 
+    /// [`Plan::compute_with`] for a seed that is a file (see [`Matcher::scan_file`]).
+    pub fn compute_file(
+        control: &ControlFile,
+        seed: &File,
+        threads: usize,
+    ) -> std::io::Result<Plan> {
+        let mut m = Matcher::new(control).with_threads(threads);
+        let res = m.scan_file(seed);
+        let plan = Plan::from_matcher(control, &mut m);
+        res.map(|_| plan)
+    }
+
     /// The plan for what a matcher has found so far.
     pub fn from_matcher(control: &ControlFile, m: &mut Matcher<'_>) -> Plan {
         let h = &control.header;

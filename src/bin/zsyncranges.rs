@@ -42,9 +42,9 @@ fn run(args: Args) -> Result<(), Error> {
         std::fs::read(&args.zsync).map_err(|e| Error::io(&args.zsync, e))?
     };
     let control = ControlFile::parse(&data)?;
-    let mut seed = std::fs::File::open(&args.seed).map_err(|e| Error::io(&args.seed, e))?;
-    let plan = Plan::compute_with(&control, &mut seed, args.threads)
-        .map_err(|e| Error::io(&args.seed, e))?;
+    let seed = std::fs::File::open(&args.seed).map_err(|e| Error::io(&args.seed, e))?;
+    let plan =
+        Plan::compute_file(&control, &seed, args.threads).map_err(|e| Error::io(&args.seed, e))?;
     // Not println!, which panics when stdout is closed or full.
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", plan.to_json())

@@ -17,6 +17,7 @@ mod index;
 mod period;
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -24,6 +25,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use crate::control::{BlockSums, ControlFile};
 use crate::known::KnownSet;
 use crate::make::read_full;
+use crate::mapped::Mapped;
 use crate::rsum::Rsum;
 
 use digest::{Digest, Digester};
@@ -243,12 +245,29 @@ impl<'c> Matcher<'c> {
     /// Scan one seed. Returns the seed's length. Blocks found are added to the known set and
     /// reuse instructions (with `src` offsets in this seed) to the reuse list.
     pub fn scan(&mut self, seed: &mut (dyn Read + Send)) -> std::io::Result<u64> {
+        self.scan_source(Source::Stream {
+            seed,
+            carry: Vec::new(),
+        })
+    }
+
+    /// [`Matcher::scan`] for a seed that is a file: its bytes are looked at where they are in
+    /// the page cache where that is possible (see [`mapped`](crate::mapped)), instead of
+    /// being copied out first. A file that is not a regular file is read.
+    pub fn scan_file(&mut self, file: &File) -> std::io::Result<u64> {
+        match file.metadata() {
+            Ok(m) if m.is_file() => self.scan_source(Source::File { file, len: m.len() }),
+            _ => self.scan(&mut std::io::BufReader::with_capacity(0, file)),
+        }
+    }
+
+    fn scan_source(&mut self, src: Source<'_>) -> std::io::Result<u64> {
         self.next_match = None;
         self.digester.new_seed();
         self.hints = Hints::default();
         let bs = self.p.bs;
         let chunk = self.chunk.max(8 * bs);
-        let mut reader = ChunkReader::new(seed, chunk, self.p.seq * bs + 1);
+        let mut reader = ChunkReader::new(src, chunk, self.p.seq * bs + 1);
         let threads = match self.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             t => t,
@@ -261,6 +280,7 @@ impl<'c> Matcher<'c> {
             let mut next = Some(first);
             while let Some(c) = next {
                 let flow = self.match_chunk(&c.data, c.base, c.len, &mut x);
+                c.data.check()?;
                 if flow == Flow::Done {
                     return reader.skip_rest();
                 }
@@ -281,7 +301,7 @@ impl<'c> Matcher<'c> {
         x: &mut u64,
     ) -> std::io::Result<u64> {
         struct Job {
-            data: Arc<Vec<u8>>,
+            data: Arc<ChunkBytes>,
             base: u64,
             len: usize,
             /// The known blocks when the job was made.
@@ -289,7 +309,7 @@ impl<'c> Matcher<'c> {
             reply: mpsc::SyncSender<Hints>,
         }
         struct InFlight {
-            data: Arc<Vec<u8>>,
+            data: Arc<ChunkBytes>,
             base: u64,
             len: usize,
             hints: mpsc::Receiver<Hints>,
@@ -329,7 +349,7 @@ impl<'c> Matcher<'c> {
             // A thread of its own reads the seed ahead (the copies out of the page cache
             // would otherwise be the matcher's), reusing the buffers the matcher is done with.
             let (chunk_tx, chunk_rx) = mpsc::sync_channel::<std::io::Result<Chunk>>(2);
-            let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+            let (spare_tx, spare_rx) = mpsc::channel::<ChunkBytes>();
             let read_ahead = s.spawn(move || {
                 loop {
                     while let Ok(b) = spare_rx.try_recv() {
@@ -417,6 +437,9 @@ impl<'c> Matcher<'c> {
                 self.hints = hints.recv().unwrap_or_default();
                 self.verified = 0;
                 let flow = self.match_chunk(&data, base, len, x);
+                if let Err(e) = data.check() {
+                    break Err(e);
+                }
                 if let Ok(v) = Arc::try_unwrap(data) {
                     let _ = spare_tx.send(v);
                 }
@@ -674,30 +697,68 @@ impl<'c> Matcher<'c> {
 struct Chunk {
     base: u64,
     len: usize,
-    data: Vec<u8>,
+    data: ChunkBytes,
+}
+
+/// A chunk's bytes: read into a buffer, or seen where they are in the page cache.
+enum ChunkBytes {
+    Read(Vec<u8>),
+    Mapped(Mapped),
+}
+
+impl ChunkBytes {
+    /// An error if the bytes are not the seed's: it was cut short under a view of it.
+    fn check(&self) -> std::io::Result<()> {
+        match self {
+            ChunkBytes::Mapped(m) if !m.intact() => Err(std::io::Error::other(
+                "the file became shorter while it was being read",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::ops::Deref for ChunkBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ChunkBytes::Read(v) => v,
+            ChunkBytes::Mapped(m) => m.bytes(),
+        }
+    }
+}
+
+/// Where a seed's bytes come from.
+enum Source<'r> {
+    /// Read in order; `carry` holds the first `extra` bytes of the next chunk.
+    Stream {
+        seed: &'r mut (dyn Read + Send),
+        carry: Vec<u8>,
+    },
+    /// A file `len` bytes long when the scan began, whose chunks are mapped views of it
+    /// (see [`mapped`](crate::mapped)); the last one, which has zeros past the end, is read.
+    File { file: &'r File, len: u64 },
 }
 
 /// Reads a seed as overlapping chunks.
 struct ChunkReader<'r> {
-    seed: &'r mut (dyn Read + Send),
+    src: Source<'r>,
     chunk: usize,
     /// Bytes needed past a chunk's last position.
     extra: usize,
-    /// Where the next chunk starts; its first `extra` bytes were read already.
+    /// Where the next chunk starts.
     base: u64,
-    carry: Vec<u8>,
     seed_len: Option<u64>,
     spare: Vec<Vec<u8>>,
 }
 
 impl<'r> ChunkReader<'r> {
-    fn new(seed: &'r mut (dyn Read + Send), chunk: usize, extra: usize) -> Self {
+    fn new(src: Source<'r>, chunk: usize, extra: usize) -> Self {
         ChunkReader {
-            seed,
+            src,
             chunk,
             extra,
             base: 0,
-            carry: Vec::new(),
             seed_len: None,
             spare: Vec::new(),
         }
@@ -712,13 +773,35 @@ impl<'r> ChunkReader<'r> {
             return Ok(None);
         }
         let want = self.chunk + self.extra;
+        let base = self.base;
+        if let Source::File { file, len } = self.src {
+            let end = base + want as u64;
+            if end <= len {
+                if let Some(m) = Mapped::guarded(file, base, end) {
+                    self.base += self.chunk as u64;
+                    return Ok(Some(Chunk {
+                        base,
+                        len: self.chunk,
+                        data: ChunkBytes::Mapped(m),
+                    }));
+                }
+            }
+        }
         let mut data = self.spare.pop().unwrap_or_default();
         // A recycled buffer already has the right length: no need to zero it again.
         data.resize(want, 0);
-        let have = self.carry.len();
-        data[..have].copy_from_slice(&self.carry);
-        let got = have + read_full(self.seed, &mut data[have..])?;
-        let base = self.base;
+        let got = match &mut self.src {
+            Source::Stream { seed, carry } => {
+                let have = carry.len();
+                data[..have].copy_from_slice(carry);
+                have + read_full(*seed, &mut data[have..])?
+            }
+            Source::File { file, len } => {
+                // Not past the length the scan began with (the file may have grown since).
+                let limit = len.saturating_sub(base).min(want as u64) as usize;
+                read_full_at(file, &mut data[..limit], base)?
+            }
+        };
         if got < want {
             self.seed_len = Some(base + got as u64);
             data.truncate(got);
@@ -726,28 +809,36 @@ impl<'r> ChunkReader<'r> {
             return Ok((got > 0).then_some(Chunk {
                 base,
                 len: got,
-                data,
+                data: ChunkBytes::Read(data),
             }));
         }
-        self.carry.clear();
-        self.carry.extend_from_slice(&data[self.chunk..]);
+        if let Source::Stream { carry, .. } = &mut self.src {
+            carry.clear();
+            carry.extend_from_slice(&data[self.chunk..]);
+        }
         self.base += self.chunk as u64;
         Ok(Some(Chunk {
             base,
             len: self.chunk,
-            data,
+            data: ChunkBytes::Read(data),
         }))
     }
 
-    fn recycle(&mut self, data: Vec<u8>) {
-        if self.spare.len() < 4 && data.len() == self.chunk + self.extra {
-            self.spare.push(data);
+    fn recycle(&mut self, data: ChunkBytes) {
+        if let ChunkBytes::Read(data) = data {
+            if self.spare.len() < 4 && data.len() == self.chunk + self.extra {
+                self.spare.push(data);
+            }
         }
     }
 
     /// The seed's length, once the last chunk was read.
     fn seed_len(&self) -> u64 {
-        self.seed_len.unwrap_or(self.base + self.carry.len() as u64)
+        let ahead = match &self.src {
+            Source::Stream { carry, .. } => carry.len(),
+            Source::File { .. } => self.extra,
+        };
+        self.seed_len.unwrap_or(self.base + ahead as u64)
     }
 
     /// Read the rest of the seed without looking at it; returns the seed's length.
@@ -755,10 +846,14 @@ impl<'r> ChunkReader<'r> {
         if let Some(n) = self.seed_len {
             return Ok(n);
         }
-        let mut n = self.base + self.carry.len() as u64;
+        let mut n = self.seed_len();
+        let seed = match &mut self.src {
+            Source::Stream { seed, .. } => seed,
+            Source::File { len, .. } => return Ok(*len),
+        };
         let mut sink = vec![0u8; 1 << 16];
         loop {
-            let k = read_full(self.seed, &mut sink)?;
+            let k = read_full(*seed, &mut sink)?;
             n += k as u64;
             if k < sink.len() {
                 self.seed_len = Some(n);
@@ -768,11 +863,27 @@ impl<'r> ChunkReader<'r> {
     }
 }
 
+/// Read `buf.len()` bytes of `file` from `offset` on, fewer at its end: how many.
+fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], offset + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::hashlen::HashLengths;
     use crate::make::{make, MakeOptions};
+    use std::path::Path;
 
     struct Rng(u64);
     impl Rng {
@@ -868,6 +979,29 @@ mod tests {
         (reuse, lens, m.known().missing_runs())
     }
 
+    /// [`run`] with each seed in a file, scanned with [`Matcher::scan_file`].
+    fn run_files(seeds: &[Vec<u8>], pre: &[(usize, usize)], m: Matcher<'_>, dir: &Path) -> Found {
+        let mut m = m;
+        for &(a, b) in pre {
+            m.mark_known(a, b);
+        }
+        let mut reuse = Vec::new();
+        let mut lens = Vec::new();
+        for (k, s) in seeds.iter().enumerate() {
+            let path = dir.join(format!("seed{k}"));
+            std::fs::write(&path, s).unwrap();
+            lens.push(m.scan_file(&File::open(&path).unwrap()).unwrap());
+            reuse.push(m.take_reuse());
+        }
+        (reuse, lens, m.known().missing_runs())
+    }
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("zs3-scan-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     /// A seed whose reading fails part-way: the scan reports the error, and what it found
     /// before (in the bytes read) is the same for any number of threads.
     #[test]
@@ -925,6 +1059,7 @@ mod tests {
     #[test]
     fn threads_and_chunks_do_not_change_the_result() {
         let mut rng = Rng(0x0dd5_eed5_1234_5678);
+        let dir = temp_dir("threads");
         let mut parallel_hints = 0;
         let mut duplicates = 0;
         // Fewer cases in unoptimized builds (the Bazel unit test), all of them otherwise.
@@ -951,6 +1086,16 @@ mod tests {
                 assert!(
                     got == want,
                     "case {case}: bs {bs} hl {} threads {threads} chunk {chunk}",
+                    c.header.hash_lengths
+                );
+                // Seeds in files: mapped views of them, the last part read.
+                let m = Matcher::new(&c)
+                    .with_threads(threads)
+                    .with_chunk_size(chunk);
+                let got = run_files(&seeds, &pre, m, &dir);
+                assert!(
+                    got == want,
+                    "case {case}: files, bs {bs} hl {} threads {threads} chunk {chunk}",
                     c.header.hash_lengths
                 );
             }
@@ -1001,6 +1146,50 @@ mod tests {
         }
         assert!(parallel_hints > 1000, "{parallel_hints}");
         assert!(duplicates > 1000, "{duplicates}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A seed file cut short by someone else while a view of it is being matched: the
+    /// matching goes on over zeros (no crash) and the chunk is reported as an error.
+    #[test]
+    fn a_seed_cut_short_under_a_view_is_an_error() {
+        let mut rng = Rng(0x5eed_c075_0000_0001);
+        let t = rng.bytes(400_000);
+        let c = control_with_random_lengths(&mut rng, &t, 1024);
+        let dir = temp_dir("cut");
+        let path = dir.join("seed");
+        std::fs::write(&path, &t).unwrap();
+        let f = File::options().read(true).write(true).open(&path).unwrap();
+        let mut m = Matcher::new(&c).with_threads(1);
+        let bs = m.p.bs;
+        let extra = m.p.seq * bs + 1;
+        let len = t.len() as u64;
+        let mut reader = ChunkReader::new(Source::File { file: &f, len }, 64 * bs, extra);
+        let first = reader.next().unwrap().unwrap();
+        let second = reader.next().unwrap().unwrap();
+        let mapped = matches!(first.data, ChunkBytes::Mapped(_));
+        assert_eq!(
+            mapped,
+            cfg!(all(
+                target_os = "linux",
+                any(target_arch = "x86_64", target_arch = "aarch64")
+            ))
+        );
+        // The first chunk as it should be: the target's blocks, in place.
+        let mut x = 0;
+        m.match_chunk(&first.data, first.base, first.len, &mut x);
+        first.data.check().unwrap();
+        assert!((0..64).all(|i| m.known().contains(i)));
+        // Cut to a few bytes into the second chunk: its later pages read as zeros.
+        f.set_len(second.base + 10).unwrap();
+        let mut x = second.base;
+        m.match_chunk(&second.data, second.base, second.len, &mut x);
+        if mapped {
+            assert!(second.data[second.len - 1..].iter().all(|&b| b == 0));
+            let e = second.data.check().unwrap_err();
+            assert!(e.to_string().contains("shorter"), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Periodic stretches passed over change nothing: long repeats of units of many
