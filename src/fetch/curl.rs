@@ -27,8 +27,8 @@
 //! The body arrives on curl's stdout and is streamed (never held whole); the response
 //! headers arrive on curl's stderr (`--dump-header /dev/stderr`, which curl flushes before
 //! writing any body byte), followed by curl's own error message, if any. All data is handed
-//! to the [`RangeSink`] on the calling thread; helper threads only copy bytes from the pipes
-//! into a bounded channel.
+//! to the [`RangeSink`] on the calling thread, which reads the pipes of all running curls
+//! itself as they become readable (`poll`): no helper threads, no hand-offs.
 //!
 //! # Requests
 //!
@@ -76,11 +76,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::os::fd::AsRawFd;
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::multipart::{byteranges_boundary, parse_content_range, Event, MultipartParser};
@@ -110,8 +107,6 @@ pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 const ALWAYS: &str = "--fail-with-body --silent --show-error --location --netrc";
 /// Pipe read size.
 const READ_CHUNK: usize = 64 * 1024;
-/// Chunks in flight between the pipe readers and the calling thread.
-const CHANNEL_CAPACITY: usize = 32;
 /// Body bytes kept while the response headers have not been seen yet.
 const MAX_PREHEAD: usize = 1 << 20;
 /// Longest header line kept from curl's stderr.
@@ -628,19 +623,13 @@ enum Pipe {
     Err,
 }
 
-/// From a pipe reader thread to the calling thread.
-enum Msg {
-    /// Bytes read: the first `usize` bytes of the buffer (which goes back to the [`Pool`]).
-    Data(u64, Pipe, Vec<u8>, usize),
-    Eof(u64, Pipe, Option<String>),
+/// Output of a running curl, read by the calling thread.
+enum Msg<'b> {
+    /// Bytes read from a pipe.
+    Data(Pipe, &'b [u8]),
+    /// The pipe ended (with the read error, if that was why).
+    Eof(Pipe, Option<String>),
 }
-
-/// Read buffers handed back by the calling thread for the pipe readers to use again (fresh
-/// ones would be zeroed or copied into).
-type Pool = Arc<Mutex<Vec<Vec<u8>>>>;
-
-/// Most buffers kept in a [`Pool`].
-const POOL_MAX: usize = CHANNEL_CAPACITY * 2;
 
 /// Where the body bytes of a running request go.
 enum Body {
@@ -670,10 +659,14 @@ struct Running {
     whole_limit: Option<u64>,
     http: bool,
     child: Child,
-    cancel: Arc<AtomicBool>,
+    /// curl's stdout (the body) and stderr (headers, messages) until they end; closing
+    /// stdout early makes curl stop at its next write.
+    out: Option<ChildStdout>,
+    err: Option<ChildStderr>,
     head: HeadParser,
-    /// Held until a complete header block arrives; dropping it starts the body reader.
-    gate: Option<SyncSender<()>>,
+    /// Whether body bytes are read: HTTP bodies only once a complete header block has been
+    /// seen on stderr, so that they never overtake the headers.
+    body_open: bool,
     prehead: Vec<Vec<u8>>,
     prehead_len: usize,
     body: Body,
@@ -692,10 +685,10 @@ struct Session<'a> {
     cfg: &'a Config,
     url: &'a str,
     max_end: u64,
-    tx: SyncSender<Msg>,
-    rx: Receiver<Msg>,
-    pool: Pool,
     running: HashMap<u64, Running>,
+    /// Pipes found readable by the last `poll`, not read yet.
+    ready: VecDeque<(u64, Pipe)>,
+    buf: Vec<u8>,
     next_id: u64,
     launched: u64,
     /// Stopped processes not reaped yet.
@@ -704,15 +697,13 @@ struct Session<'a> {
 
 impl<'a> Session<'a> {
     fn new(cfg: &'a Config, url: &'a str, max_end: u64) -> Self {
-        let (tx, rx) = sync_channel(CHANNEL_CAPACITY);
         Session {
             cfg,
             url,
             max_end,
-            tx,
-            rx,
-            pool: Pool::default(),
             running: HashMap::new(),
+            ready: VecDeque::new(),
+            buf: vec![0; READ_CHUNK],
             next_id: 0,
             launched: 0,
             retired: Vec::new(),
@@ -764,32 +755,13 @@ impl<'a> Session<'a> {
         self.launched += 1;
         let id = self.next_id;
         self.next_id += 1;
-        let cancel = Arc::new(AtomicBool::new(false));
-        let pipes = (child.stdout.take(), child.stderr.take());
-        // HTTP: curl writes the headers (stderr) before the body (stdout); the body reader
-        // starts once the calling thread has seen a complete header block.
-        let (gate, gate_rx) = if http {
-            let (g, rx) = sync_channel::<()>(1);
-            (Some(g), Some(rx))
-        } else {
-            (None, None)
-        };
-        let started = match pipes {
-            (Some(out), Some(err)) => {
-                let pool = &self.pool;
-                spawn_reader(id, Pipe::Out, out, &self.tx, pool, &cancel, gate_rx)
-                    .and_then(|_| spawn_reader(id, Pipe::Err, err, &self.tx, pool, &cancel, None))
-            }
-            _ => Err(io::Error::other("no pipes")),
-        };
-        if let Err(e) = started {
-            cancel.store(true, Ordering::Relaxed);
+        let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(FetchError::Transport(format!(
-                "cannot start a thread to read from curl: {e}"
-            )));
-        }
+            return Err(FetchError::Transport(
+                "cannot read from curl: no pipes".into(),
+            ));
+        };
         let body = if http {
             Body::Pending
         } else if let Some(limit) = whole_limit {
@@ -814,9 +786,10 @@ impl<'a> Session<'a> {
                 whole_limit,
                 http,
                 child,
-                cancel,
+                out: Some(out),
+                err: Some(err),
                 head: HeadParser::default(),
-                gate,
+                body_open: !http,
                 prehead: Vec::new(),
                 prehead_len: 0,
                 body,
@@ -835,34 +808,72 @@ impl<'a> Session<'a> {
     /// when the sink refused data (the call must stop).
     fn pump(&mut self, sink: &mut dyn RangeSink) -> Result<Vec<Note>, FetchError> {
         let mut notes = Vec::new();
-        let msg = match self.rx.recv() {
-            Ok(m) => m,
-            // Cannot happen while `self.tx` lives; fail the running requests rather than spin.
-            Err(_) => {
+        let (id, pipe) = loop {
+            if let Some(next) = self.ready.pop_front() {
+                break next;
+            }
+            if let Err(e) = self.wait_readable() {
+                // Nothing can be read any more: fail the running requests rather than spin.
                 let ids: Vec<u64> = self.running.keys().copied().collect();
                 for id in ids {
                     if let Some(mut r) = self.running.remove(&id) {
-                        r.finish =
-                            Some(Err(FetchError::Transport("lost contact with curl".into())));
+                        r.finish = Some(Err(FetchError::Transport(format!(
+                            "lost contact with curl: {e}"
+                        ))));
                         notes.push(self.complete(id, r));
                     }
                 }
                 return Ok(notes);
             }
         };
-        let id = match &msg {
-            Msg::Data(id, ..) | Msg::Eof(id, ..) => *id,
-        };
         let Some(mut r) = self.running.remove(&id) else {
-            return Ok(notes); // Output of a request already ended or cancelled.
+            return Ok(notes); // A request that ended meanwhile.
+        };
+        let read = match pipe {
+            Pipe::Out => r.out.as_mut().map(|p| p.read(&mut self.buf)),
+            Pipe::Err => r.err.as_mut().map(|p| p.read(&mut self.buf)),
+        };
+        let msg = match read {
+            // Closed meanwhile.
+            None => {
+                self.running.insert(id, r);
+                return Ok(notes);
+            }
+            Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {
+                self.ready.push_front((id, pipe));
+                self.running.insert(id, r);
+                return Ok(notes);
+            }
+            Some(Ok(0)) => {
+                Self::close(&mut r, pipe);
+                Msg::Eof(pipe, None)
+            }
+            Some(Ok(n)) => Msg::Data(pipe, &self.buf[..n]),
+            Some(Err(e)) => {
+                Self::close(&mut r, pipe);
+                Msg::Eof(pipe, Some(e.to_string()))
+            }
         };
         let step = self.handle(id, &mut r, &msg, sink, &mut notes);
-        if let Msg::Data(_, _, buf, _) = msg {
-            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-            if pool.len() < POOL_MAX {
-                pool.push(buf);
-            }
+        self.after(id, r, step, notes)
+    }
+
+    /// Close pipe `pipe` of a request (it ended).
+    fn close(r: &mut Running, pipe: Pipe) {
+        match pipe {
+            Pipe::Out => r.out = None,
+            Pipe::Err => r.err = None,
         }
+    }
+
+    /// After handling output of request `id`: keep it running, or complete it.
+    fn after(
+        &mut self,
+        id: u64,
+        r: Running,
+        step: Result<(), FetchError>,
+        mut notes: Vec<Note>,
+    ) -> Result<Vec<Note>, FetchError> {
         if let Err(e) = step {
             // The sink failed: stop this request too (the others are stopped by Drop).
             self.retire(r);
@@ -879,26 +890,53 @@ impl<'a> Session<'a> {
         Ok(notes)
     }
 
+    /// Wait until a pipe of a running request can be read (or has ended), and queue the
+    /// ones that can.
+    fn wait_readable(&mut self) -> io::Result<()> {
+        let mut fds = Vec::new();
+        let mut who = Vec::new();
+        for (&id, r) in &self.running {
+            if let Some(p) = &r.err {
+                fds.push(sys::PollFd::new(p.as_raw_fd()));
+                who.push((id, Pipe::Err));
+            }
+            if let (Some(p), true) = (&r.out, r.body_open) {
+                fds.push(sys::PollFd::new(p.as_raw_fd()));
+                who.push((id, Pipe::Out));
+            }
+        }
+        if fds.is_empty() {
+            return Err(io::Error::other("no output left to wait for"));
+        }
+        sys::poll_all(&mut fds)?;
+        for (fd, w) in fds.iter().zip(who) {
+            if fd.ready() {
+                self.ready.push_back(w);
+            }
+        }
+        Ok(())
+    }
+
     fn handle(
         &self,
         id: u64,
         r: &mut Running,
-        msg: &Msg,
+        msg: &Msg<'_>,
         sink: &mut dyn RangeSink,
         notes: &mut Vec<Note>,
     ) -> Result<(), FetchError> {
         match msg {
-            Msg::Data(_, Pipe::Out, data, n) => self.body_data(r, &data[..*n], sink)?,
-            Msg::Data(_, Pipe::Err, data, n) => {
-                r.head.feed(&data[..*n]);
+            Msg::Data(Pipe::Out, data) => self.body_data(r, data, sink)?,
+            Msg::Data(Pipe::Err, data) => {
+                r.head.feed(data);
                 if r.head.done || r.head.tentative.is_some() {
-                    r.gate = None; // let the body through
+                    r.body_open = true;
                 }
                 if r.http && matches!(r.body, Body::Pending) && r.head.done {
                     self.head_ready(id, r, sink, notes)?;
                 }
             }
-            Msg::Eof(_, pipe, err) => {
+            Msg::Eof(pipe, err) => {
                 if let Some(e) = err {
                     if r.finish.is_none() {
                         r.finish = Some(Err(FetchError::Transport(format!(
@@ -911,7 +949,7 @@ impl<'a> Session<'a> {
                     Pipe::Out => r.out_eof = true,
                     Pipe::Err => {
                         r.err_eof = true;
-                        r.gate = None;
+                        r.body_open = true;
                         r.head.finish();
                         if r.http && matches!(r.body, Body::Pending) {
                             self.head_ready(id, r, sink, notes)?;
@@ -1155,8 +1193,6 @@ impl<'a> Session<'a> {
         let result = self.result(&mut r, waited, &ranges);
         if r.finish_pending_reap {
             self.retire(r);
-        } else {
-            r.cancel.store(true, Ordering::Relaxed);
         }
         Note::Completed { id, ranges, result }
     }
@@ -1276,11 +1312,10 @@ impl<'a> Session<'a> {
         out
     }
 
-    /// Stop a request without looking at its result. Its pipe readers close the pipes at
-    /// their next read, so a curl that is still sending gets EPIPE and exits; the shell is
-    /// reaped later ([`reap`](Self::reap), and at the end of the call).
+    /// Stop a request without looking at its result. Its pipes are closed (dropped with
+    /// `r`), so a curl that is still sending gets EPIPE and exits; the shell is reaped
+    /// later ([`reap`](Self::reap), and at the end of the call).
     fn retire(&mut self, r: Running) {
-        r.cancel.store(true, Ordering::Relaxed);
         self.retired.push(r.child);
     }
 
@@ -1307,8 +1342,7 @@ impl<'a> Session<'a> {
 
 impl Drop for Session<'_> {
     /// Stop whatever still runs. Curl processes that are still sending stop by themselves
-    /// once their pipes are closed (the channel is drained meanwhile so that the pipe readers
-    /// get to see the cancellation); after [`DRAIN_TIMEOUT`] the shells are killed (a curl
+    /// once their pipes are closed; after [`DRAIN_TIMEOUT`] the shells are killed (a curl
     /// stuck on a silent server then ends by its own stall timeout).
     fn drop(&mut self) {
         for (_, r) in std::mem::take(&mut self.running) {
@@ -1323,7 +1357,7 @@ impl Drop for Session<'_> {
             if Instant::now() >= deadline {
                 break;
             }
-            let _ = self.rx.recv_timeout(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
         for mut c in std::mem::take(&mut self.retired) {
             let _ = c.kill();
@@ -1437,52 +1471,64 @@ fn mark_covered(ranges: &[ByteRange], covered: &mut [bool], part: ByteRange) {
 }
 
 /// Copy a pipe into the channel until EOF, an error, or cancellation.
-fn spawn_reader<R: Read + Send + 'static>(
-    id: u64,
-    pipe_kind: Pipe,
-    mut pipe: R,
-    tx: &SyncSender<Msg>,
-    pool: &Pool,
-    cancel: &Arc<AtomicBool>,
-    gate: Option<Receiver<()>>,
-) -> io::Result<()> {
-    let tx = tx.clone();
-    let pool = Arc::clone(pool);
-    let cancel = Arc::clone(cancel);
-    thread::Builder::new()
-        .name("zsync3-curl-pipe".into())
-        .spawn(move || {
-            // Wait until the response headers (on the other pipe) have been seen, so that
-            // body bytes never overtake them on the way to the calling thread.
-            if let Some(g) = gate {
-                let _ = g.recv();
+/// `poll(2)`, for the pipes of the running curls.
+mod sys {
+    use std::ffi::{c_int, c_short};
+    use std::io;
+    use std::os::fd::RawFd;
+
+    #[cfg(target_os = "linux")]
+    type Nfds = std::ffi::c_ulong;
+    #[cfg(not(target_os = "linux"))]
+    type Nfds = std::ffi::c_uint;
+
+    const POLLIN: c_short = 0x1;
+    const POLLERR: c_short = 0x8;
+    const POLLHUP: c_short = 0x10;
+    const POLLNVAL: c_short = 0x20;
+
+    /// `struct pollfd`.
+    #[repr(C)]
+    pub(super) struct PollFd {
+        fd: c_int,
+        events: c_short,
+        revents: c_short,
+    }
+
+    impl PollFd {
+        /// Wait for `fd` to be readable.
+        pub(super) fn new(fd: RawFd) -> PollFd {
+            PollFd {
+                fd,
+                events: POLLIN,
+                revents: 0,
             }
-            let mut error = None;
-            while !cancel.load(Ordering::Relaxed) {
-                let mut buf = pool
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .pop()
-                    .unwrap_or_else(|| vec![0u8; READ_CHUNK]);
-                match pipe.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        if tx.send(Msg::Data(id, pipe_kind, buf, n)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        error = Some(e.to_string());
-                        break;
-                    }
-                }
+        }
+
+        /// Whether a read will not block: data, the other end closed, or an error.
+        pub(super) fn ready(&self) -> bool {
+            self.revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL) != 0
+        }
+    }
+
+    extern "C" {
+        fn poll(fds: *mut PollFd, nfds: Nfds, timeout: c_int) -> c_int;
+    }
+
+    /// Wait, without a time limit, until one of `fds` is ready.
+    pub(super) fn poll_all(fds: &mut [PollFd]) -> io::Result<()> {
+        loop {
+            // SAFETY: `fds` is a valid array of `struct pollfd` of the length given.
+            let n = unsafe { poll(fds.as_mut_ptr(), fds.len() as Nfds, -1) };
+            if n >= 0 {
+                return Ok(());
             }
-            // Close the pipe first: a curl still writing then stops (EPIPE).
-            drop(pipe);
-            let _ = tx.send(Msg::Eof(id, pipe_kind, error));
-        })
-        .map(|_| ())
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
 }
 
 /// The response headers that matter.
