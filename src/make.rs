@@ -1,6 +1,7 @@
 //! Making a control file: read the target once, in order, and compute its block sums and
 //! whole-file hash. Memory is O(number of blocks); the file itself is never held.
 
+use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use sha2::Sha256;
 
 use crate::control::{write_record, Header, MAX_BLOCKSIZE};
 use crate::hashlen::HashLengths;
+use crate::mapped::{Bytes, Mapped};
 use crate::rsum::Rsum;
 use crate::strong;
 use crate::{Error, Result};
@@ -116,6 +118,60 @@ fn block_sums(data: &[u8], bs: usize, out: &mut Vec<(Rsum, [u8; 16])>) {
 /// pipe) only chooses the default block size. Reading errors are returned as
 /// [`Error::Stream`]; the caller names the file.
 pub fn make(input: &mut (dyn Read + Send), size_hint: u64, opts: &MakeOptions) -> Result<Made> {
+    make_from(Input::Stream(input), size_hint, opts)
+}
+
+/// [`make`] for a file: a regular file is looked at where it is in the page cache
+/// ([`Mapped::guarded`]) instead of being copied out first; it is taken to be as long as it
+/// was when this began. Anything else is read.
+pub fn make_file(file: &File, opts: &MakeOptions) -> Result<Made> {
+    match file.metadata() {
+        Ok(m) if m.is_file() => make_from(Input::File { file, len: m.len() }, m.len(), opts),
+        _ => make(&mut std::io::BufReader::with_capacity(0, file), 0, opts),
+    }
+}
+
+/// Where the bytes to make a control file of come from.
+enum Input<'a> {
+    Stream(&'a mut (dyn Read + Send)),
+    File { file: &'a File, len: u64 },
+}
+
+impl Input<'_> {
+    /// The next `chunk` bytes (fewer at the end; none after it), from `at`.
+    fn next(&mut self, at: u64, chunk: usize) -> std::io::Result<Bytes> {
+        match self {
+            Input::Stream(r) => {
+                let mut buf = vec![0u8; chunk];
+                let n = read_full(*r, &mut buf)?;
+                buf.truncate(n);
+                Ok(Bytes::Read(buf))
+            }
+            Input::File { file, len } => {
+                let end = (*len).min(at + chunk as u64);
+                if end <= at {
+                    return Ok(Bytes::Read(Vec::new()));
+                }
+                if let Some(m) = Mapped::guarded(file, at, end) {
+                    return Ok(Bytes::Mapped(m));
+                }
+                let mut buf = vec![0u8; (end - at) as usize];
+                use std::os::unix::fs::FileExt;
+                file.read_exact_at(&mut buf, at)
+                    .map_err(|e| match e.kind() {
+                        ErrorKind::UnexpectedEof => std::io::Error::new(
+                            e.kind(),
+                            "the file became shorter while it was being read",
+                        ),
+                        _ => e,
+                    })?;
+                Ok(Bytes::Read(buf))
+            }
+        }
+    }
+}
+
+fn make_from(mut input: Input<'_>, size_hint: u64, opts: &MakeOptions) -> Result<Made> {
     let bs = match opts.blocksize {
         Some(b) => check_blocksize(u64::from(b))?,
         None => default_blocksize(size_hint),
@@ -133,7 +189,7 @@ pub fn make(input: &mut (dyn Read + Send), size_hint: u64, opts: &MakeOptions) -
     let mut length: u64 = 0;
     let want_sha256 = opts.sha256;
     let (sha1, sha256) = std::thread::scope(|s| -> Result<(String, Option<String>)> {
-        let (tx, rx) = mpsc::sync_channel::<Arc<Vec<u8>>>(2);
+        let (tx, rx) = mpsc::sync_channel::<Arc<Bytes>>(2);
         let hasher = s.spawn(move || {
             let mut h = Sha1::new();
             let mut h256 = want_sha256.then(Sha256::new);
@@ -142,23 +198,27 @@ pub fn make(input: &mut (dyn Read + Send), size_hint: u64, opts: &MakeOptions) -
                 if let Some(h2) = &mut h256 {
                     h2.update(&buf[..]);
                 }
+                // What was hashed was the file's (a view of it may have lost pages).
+                buf.check()?;
             }
-            (
+            Ok((
                 strong::hex(&h.finalize()),
                 h256.map(|h2| strong::hex(&h2.finalize())),
-            )
+            ))
         });
         // A reader thread keeps the next chunks coming while this one is summed.
-        let (rtx, rrx) = mpsc::sync_channel::<std::io::Result<Vec<u8>>>(2);
-        s.spawn(move || loop {
-            let mut buf = vec![0u8; chunk];
-            let r = read_full(input, &mut buf).map(|n| {
-                buf.truncate(n);
-                buf
-            });
-            let last = !matches!(&r, Ok(b) if b.len() == chunk);
-            if rtx.send(r).is_err() || last {
-                break;
+        let (rtx, rrx) = mpsc::sync_channel::<std::io::Result<Bytes>>(2);
+        s.spawn(move || {
+            let mut at = 0u64;
+            loop {
+                let r = input.next(at, chunk);
+                let last = !matches!(&r, Ok(b) if b.len() == chunk);
+                if let Ok(b) = &r {
+                    at += b.len() as u64;
+                }
+                if rtx.send(r).is_err() || last {
+                    break;
+                }
             }
         });
         let mut result = Ok(());
@@ -203,10 +263,14 @@ pub fn make(input: &mut (dyn Read + Send), size_hint: u64, opts: &MakeOptions) -
             } else {
                 block_sums(&buf, bs, &mut sums);
             }
+            if let Err(e) = buf.check() {
+                result = Err(Error::Stream(e));
+                break;
+            }
         }
         drop(tx);
         let digest = hasher.join().expect("SHA-1 thread");
-        result.map(|()| digest)
+        result.and(digest.map_err(Error::Stream))
     })?;
     let header = Header {
         filename: opts.filename.clone(),
@@ -285,6 +349,69 @@ mod tests {
             }
             assert!(outs.windows(2).all(|w| w[0] == w[1]), "bs {bs}");
         }
+    }
+
+    /// A file made from where it lies gives the same control file as the same bytes read
+    /// as a stream, at every size around the chunk and block boundaries.
+    #[test]
+    fn files_give_what_streams_give() {
+        let dir = std::env::temp_dir().join(format!("zs3-make-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let data: Vec<u8> = (0..(5 << 20) + 5000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for threads in [1, 2] {
+            let chunk = threads << 20;
+            for len in [
+                0,
+                1,
+                2047,
+                2048,
+                2049,
+                chunk - 1,
+                chunk,
+                chunk + 1,
+                2 * chunk + 777,
+                data.len(),
+            ] {
+                let part = &data[..len];
+                std::fs::write(&path, part).unwrap();
+                let opts = MakeOptions {
+                    blocksize: Some(2048),
+                    threads,
+                    sha256: true,
+                    ..Default::default()
+                };
+                let want = make(&mut &part[..], 0, &opts).unwrap().to_bytes();
+                let got = make_file(&File::open(&path).unwrap(), &opts)
+                    .unwrap()
+                    .to_bytes();
+                assert!(got == want, "{len} bytes, {threads} threads");
+            }
+        }
+        // A file shorter than it was when the make began is an error, not a short result.
+        std::fs::write(&path, &data[..100_000]).unwrap();
+        let f = File::open(&path).unwrap();
+        let opts = MakeOptions::default();
+        match make_from(
+            Input::File {
+                file: &f,
+                len: 100_000 + 5000,
+            },
+            0,
+            &opts,
+        ) {
+            Err(Error::Stream(e)) => assert!(e.to_string().contains("shorter"), "{e}"),
+            other => panic!("{:?}", other.map(|m| m.header.length)),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -57,6 +57,38 @@ impl Mapped {
     }
 }
 
+/// Bytes of a file: read into a buffer, or a view of them where they are (see
+/// [`Mapped::guarded`]).
+pub enum Bytes {
+    /// Read into a buffer.
+    Read(Vec<u8>),
+    /// Mapped.
+    Mapped(Mapped),
+}
+
+impl Bytes {
+    /// An error if the bytes are not the file's: it was cut short under a view of it (the
+    /// lost part read as zeros).
+    pub fn check(&self) -> std::io::Result<()> {
+        match self {
+            Bytes::Mapped(m) if !m.intact() => Err(std::io::Error::other(
+                "the file became shorter while it was being read",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Read(v) => v,
+            Bytes::Mapped(m) => m.bytes(),
+        }
+    }
+}
+
 // SAFETY: the mapping is read-only and owned by the value.
 unsafe impl Send for Mapped {}
 // SAFETY: as above; shared reads of read-only memory.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
 use zsync3::fsutil::write_atomically;
-use zsync3::make::{check_blocksize, make, MakeOptions};
+use zsync3::make::{check_blocksize, make, make_file, MakeOptions};
 use zsync3::Error;
 
 /// Make a .zsync control file: block checksums and the SHA-1 of INPUT (or of standard input),
@@ -115,7 +115,7 @@ fn run(args: Args) -> Result<(), Error> {
     }
     let (made, label) = match &args.input {
         Some(p) => {
-            let mut f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
+            let f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
             let meta = f.metadata().map_err(|e| Error::io(p, e))?;
             if meta.is_dir() {
                 return Err(Error::io(p, std::io::Error::other("is a directory")));
@@ -137,7 +137,7 @@ fn run(args: Args) -> Result<(), Error> {
                 threads: args.threads,
                 sha256: args.sha256,
             };
-            let made = make(&mut f, meta.len(), &opts).map_err(|e| match e {
+            let made = make_file(&f, &opts).map_err(|e| match e {
                 Error::Stream(e) => Error::io(p, e),
                 e => e,
             })?;

@@ -25,7 +25,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use crate::control::{BlockSums, ControlFile};
 use crate::known::KnownSet;
 use crate::make::read_full;
-use crate::mapped::Mapped;
+use crate::mapped::{Bytes, Mapped};
 use crate::rsum::Rsum;
 
 use digest::{Digest, Digester};
@@ -301,7 +301,7 @@ impl<'c> Matcher<'c> {
         x: &mut u64,
     ) -> std::io::Result<u64> {
         struct Job {
-            data: Arc<ChunkBytes>,
+            data: Arc<Bytes>,
             base: u64,
             len: usize,
             /// The known blocks when the job was made.
@@ -309,7 +309,7 @@ impl<'c> Matcher<'c> {
             reply: mpsc::SyncSender<Hints>,
         }
         struct InFlight {
-            data: Arc<ChunkBytes>,
+            data: Arc<Bytes>,
             base: u64,
             len: usize,
             hints: mpsc::Receiver<Hints>,
@@ -349,7 +349,7 @@ impl<'c> Matcher<'c> {
             // A thread of its own reads the seed ahead (the copies out of the page cache
             // would otherwise be the matcher's), reusing the buffers the matcher is done with.
             let (chunk_tx, chunk_rx) = mpsc::sync_channel::<std::io::Result<Chunk>>(2);
-            let (spare_tx, spare_rx) = mpsc::channel::<ChunkBytes>();
+            let (spare_tx, spare_rx) = mpsc::channel::<Bytes>();
             let read_ahead = s.spawn(move || {
                 loop {
                     while let Ok(b) = spare_rx.try_recv() {
@@ -697,35 +697,7 @@ impl<'c> Matcher<'c> {
 struct Chunk {
     base: u64,
     len: usize,
-    data: ChunkBytes,
-}
-
-/// A chunk's bytes: read into a buffer, or seen where they are in the page cache.
-enum ChunkBytes {
-    Read(Vec<u8>),
-    Mapped(Mapped),
-}
-
-impl ChunkBytes {
-    /// An error if the bytes are not the seed's: it was cut short under a view of it.
-    fn check(&self) -> std::io::Result<()> {
-        match self {
-            ChunkBytes::Mapped(m) if !m.intact() => Err(std::io::Error::other(
-                "the file became shorter while it was being read",
-            )),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl std::ops::Deref for ChunkBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            ChunkBytes::Read(v) => v,
-            ChunkBytes::Mapped(m) => m.bytes(),
-        }
-    }
+    data: Bytes,
 }
 
 /// Where a seed's bytes come from.
@@ -782,7 +754,7 @@ impl<'r> ChunkReader<'r> {
                     return Ok(Some(Chunk {
                         base,
                         len: self.chunk,
-                        data: ChunkBytes::Mapped(m),
+                        data: Bytes::Mapped(m),
                     }));
                 }
             }
@@ -809,7 +781,7 @@ impl<'r> ChunkReader<'r> {
             return Ok((got > 0).then_some(Chunk {
                 base,
                 len: got,
-                data: ChunkBytes::Read(data),
+                data: Bytes::Read(data),
             }));
         }
         if let Source::Stream { carry, .. } = &mut self.src {
@@ -820,12 +792,12 @@ impl<'r> ChunkReader<'r> {
         Ok(Some(Chunk {
             base,
             len: self.chunk,
-            data: ChunkBytes::Read(data),
+            data: Bytes::Read(data),
         }))
     }
 
-    fn recycle(&mut self, data: ChunkBytes) {
-        if let ChunkBytes::Read(data) = data {
+    fn recycle(&mut self, data: Bytes) {
+        if let Bytes::Read(data) = data {
             if self.spare.len() < 4 && data.len() == self.chunk + self.extra {
                 self.spare.push(data);
             }
@@ -1167,7 +1139,7 @@ mod tests {
         let mut reader = ChunkReader::new(Source::File { file: &f, len }, 64 * bs, extra);
         let first = reader.next().unwrap().unwrap();
         let second = reader.next().unwrap().unwrap();
-        let mapped = matches!(first.data, ChunkBytes::Mapped(_));
+        let mapped = matches!(first.data, Bytes::Mapped(_));
         assert_eq!(
             mapped,
             cfg!(all(
