@@ -126,7 +126,10 @@ pub fn make(input: &mut (dyn Read + Send), size_hint: u64, opts: &MakeOptions) -
 /// was when this began. Anything else is read.
 pub fn make_file(file: &File, opts: &MakeOptions) -> Result<Made> {
     match file.metadata() {
-        Ok(m) if m.is_file() => make_from(Input::File { file, len: m.len() }, m.len(), opts),
+        // (A file that says it is empty may not be: /proc's files are read.)
+        Ok(m) if m.is_file() && m.len() > 0 => {
+            make_from(Input::File { file, len: m.len() }, m.len(), opts)
+        }
         _ => make(&mut std::io::BufReader::with_capacity(0, file), 0, opts),
     }
 }
@@ -395,6 +398,17 @@ mod tests {
                     .to_bytes();
                 assert!(got == want, "{len} bytes, {threads} threads");
             }
+        }
+        // A file that says it is empty but is not (/proc's) is read like a stream.
+        if let Ok(version) = std::fs::read("/proc/version") {
+            let opts = MakeOptions {
+                blocksize: Some(16),
+                ..Default::default()
+            };
+            let want = make(&mut &version[..], 0, &opts).unwrap().to_bytes();
+            let f = File::open("/proc/version").unwrap();
+            assert_eq!(f.metadata().unwrap().len(), 0);
+            assert!(make_file(&f, &opts).unwrap().to_bytes() == want);
         }
         // A file shorter than it was when the make began is an error, not a short result.
         std::fs::write(&path, &data[..100_000]).unwrap();

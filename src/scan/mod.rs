@@ -256,7 +256,10 @@ impl<'c> Matcher<'c> {
     /// being copied out first. A file that is not a regular file is read.
     pub fn scan_file(&mut self, file: &File) -> std::io::Result<u64> {
         match file.metadata() {
-            Ok(m) if m.is_file() => self.scan_source(Source::File { file, len: m.len() }),
+            // (A file that says it is empty may not be: /proc's files are read.)
+            Ok(m) if m.is_file() && m.len() > 0 => {
+                self.scan_source(Source::File { file, len: m.len() })
+            }
             _ => self.scan(&mut std::io::BufReader::with_capacity(0, file)),
         }
     }
@@ -1115,6 +1118,19 @@ mod tests {
                 ),
                 "case {case}: hints with duplicates marked"
             );
+        }
+        // A file that says it is empty but is not (/proc's) is read like a stream.
+        if let Ok(version) = std::fs::read("/proc/version") {
+            let opts = MakeOptions {
+                blocksize: Some(16),
+                ..Default::default()
+            };
+            let c =
+                ControlFile::parse(&make(&mut &version[..], 0, &opts).unwrap().to_bytes()).unwrap();
+            let mut m = Matcher::new(&c);
+            let len = m.scan_file(&File::open("/proc/version").unwrap()).unwrap();
+            assert_eq!(len, version.len() as u64);
+            assert!(m.known().is_full());
         }
         assert!(parallel_hints > 1000, "{parallel_hints}");
         assert!(duplicates > 1000, "{duplicates}");
