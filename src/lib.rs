@@ -22,7 +22,7 @@
 //!
 //! // Client: what can the old version supply, what must be downloaded?
 //! let control = ControlFile::parse(&std::fs::read("app.zsync")?)?;
-//! let plan = Plan::compute(&control, &mut std::fs::File::open("app-1.0.AppImage")?)?;
+//! let plan = Plan::compute_file(&control, &std::fs::File::open("app-1.0.AppImage")?, 0)?;
 //! println!("{}", plan.to_json());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
