@@ -111,7 +111,7 @@ mod sys {
     use super::Mapped;
 
     extern "C" {
-        fn mmap(
+        pub(super) fn mmap(
             addr: *mut c_void,
             len: usize,
             prot: c_int,
@@ -123,16 +123,19 @@ mod sys {
         fn sysconf(name: c_int) -> c_long;
     }
 
-    const PROT_READ: c_int = 1;
+    pub(super) const PROT_READ: c_int = 1;
     const MAP_SHARED: c_int = 1;
     const SC_PAGESIZE: c_int = 30;
 
-    pub(super) fn map(file: &std::fs::File, from: u64, to: u64) -> Option<Mapped> {
+    /// The page size, if it is a power of two.
+    pub(super) fn page_size() -> Option<u64> {
         // SAFETY: sysconf has no preconditions.
         let page = u64::try_from(unsafe { sysconf(SC_PAGESIZE) }).ok()?;
-        if !page.is_power_of_two() {
-            return None;
-        }
+        page.is_power_of_two().then_some(page)
+    }
+
+    pub(super) fn map(file: &std::fs::File, from: u64, to: u64) -> Option<Mapped> {
+        let page = page_size()?;
         let base = from & !(page - 1);
         let len = usize::try_from(to - base).ok()?;
         let offset = i64::try_from(base).ok()?;
@@ -186,9 +189,11 @@ mod sys {
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 mod guard {
-    use std::ffi::{c_int, c_long, c_void};
+    use std::ffi::{c_int, c_void};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Once, OnceLock};
+
+    use super::sys::{mmap, page_size, PROT_READ};
 
     /// `struct sigaction` as glibc and musl lay it out on these CPUs.
     #[repr(C)]
@@ -202,15 +207,6 @@ mod guard {
 
     extern "C" {
         fn sigaction(sig: c_int, act: *const SigAction, old: *mut SigAction) -> c_int;
-        fn mmap(
-            addr: *mut c_void,
-            len: usize,
-            prot: c_int,
-            flags: c_int,
-            fd: c_int,
-            offset: i64,
-        ) -> *mut c_void;
-        fn sysconf(name: c_int) -> c_long;
     }
 
     const SIGBUS: c_int = 7;
@@ -218,11 +214,9 @@ mod guard {
     const SA_ONSTACK: c_int = 0x0800_0000;
     const SIG_DFL: usize = 0;
     const SIG_IGN: usize = 1;
-    const PROT_READ: c_int = 1;
     const MAP_PRIVATE: c_int = 2;
     const MAP_FIXED: c_int = 0x10;
     const MAP_ANONYMOUS: c_int = 0x20;
-    const SC_PAGESIZE: c_int = 30;
     /// Where the faulting address is in a `siginfo_t` (64-bit Linux).
     const SI_ADDR: usize = 16;
 
@@ -251,11 +245,9 @@ mod guard {
 
     fn install() -> bool {
         INSTALL.call_once(|| {
-            // SAFETY: sysconf has no preconditions.
-            let page = unsafe { sysconf(SC_PAGESIZE) };
-            match usize::try_from(page) {
-                Ok(p) if p.is_power_of_two() => PAGE.store(p, Ordering::Relaxed),
-                _ => return,
+            match page_size().and_then(|p| usize::try_from(p).ok()) {
+                Some(p) => PAGE.store(p, Ordering::Relaxed),
+                None => return,
             }
             let ours = SigAction {
                 handler: on_sigbus as extern "C" fn(c_int, *mut c_void, *mut c_void) as usize,

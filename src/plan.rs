@@ -48,10 +48,7 @@ impl Plan {
         seed: &mut (dyn Read + Send),
         threads: usize,
     ) -> std::io::Result<Plan> {
-        let mut m = Matcher::new(control).with_threads(threads);
-        let res = m.scan(seed);
-        let plan = Plan::from_matcher(control, &mut m);
-        res.map(|_| plan)
+        Plan::scanned(control, threads, |m| m.scan(seed))
     }
 
     /// [`Plan::compute_with`] for a seed that is a file (see [`Matcher::scan_file`]).
@@ -60,8 +57,17 @@ impl Plan {
         seed: &File,
         threads: usize,
     ) -> std::io::Result<Plan> {
+        Plan::scanned(control, threads, |m| m.scan_file(seed))
+    }
+
+    /// The plan after `scan` with a fresh matcher of `threads` threads.
+    fn scanned(
+        control: &ControlFile,
+        threads: usize,
+        scan: impl FnOnce(&mut Matcher<'_>) -> std::io::Result<u64>,
+    ) -> std::io::Result<Plan> {
         let mut m = Matcher::new(control).with_threads(threads);
-        let res = m.scan_file(seed);
+        let res = scan(&mut m);
         let plan = Plan::from_matcher(control, &mut m);
         res.map(|_| plan)
     }
