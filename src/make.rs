@@ -11,7 +11,7 @@ use sha2::Sha256;
 
 use crate::control::{write_record, Header, MAX_BLOCKSIZE};
 use crate::hashlen::HashLengths;
-use crate::mapped::{Bytes, Mapped};
+use crate::mapped::{mappable_len, Bytes};
 use crate::rsum::Rsum;
 use crate::strong;
 use crate::{Error, Result};
@@ -122,15 +122,12 @@ pub fn make(input: &mut (dyn Read + Send), size_hint: u64, opts: &MakeOptions) -
 }
 
 /// [`make`] for a file: a regular file is looked at where it is in the page cache
-/// ([`Mapped::guarded`]) instead of being copied out first; it is taken to be as long as it
+/// ([`Mapped::guarded`](crate::mapped::Mapped::guarded)) instead of being copied out first; it is taken to be as long as it
 /// was when this began. Anything else is read.
 pub fn make_file(file: &File, opts: &MakeOptions) -> Result<Made> {
-    match file.metadata() {
-        // (A file that says it is empty may not be: /proc's files are read.)
-        Ok(m) if m.is_file() && m.len() > 0 => {
-            make_from(Input::File { file, len: m.len() }, m.len(), opts)
-        }
-        _ => make(&mut std::io::BufReader::with_capacity(0, file), 0, opts),
+    match mappable_len(file) {
+        Some(len) => make_from(Input::File { file, len }, len, opts),
+        None => make(&mut std::io::BufReader::with_capacity(0, file), 0, opts),
     }
 }
 
@@ -155,20 +152,7 @@ impl Input<'_> {
                 if end <= at {
                     return Ok(Bytes::Read(Vec::new()));
                 }
-                if let Some(m) = Mapped::guarded(file, at, end) {
-                    return Ok(Bytes::Mapped(m));
-                }
-                let mut buf = vec![0u8; (end - at) as usize];
-                use std::os::unix::fs::FileExt;
-                file.read_exact_at(&mut buf, at)
-                    .map_err(|e| match e.kind() {
-                        ErrorKind::UnexpectedEof => std::io::Error::new(
-                            e.kind(),
-                            "the file became shorter while it was being read",
-                        ),
-                        _ => e,
-                    })?;
-                Ok(Bytes::Read(buf))
+                Bytes::of(file, at, end)
             }
         }
     }

@@ -66,14 +66,45 @@ pub enum Bytes {
     Mapped(Mapped),
 }
 
+/// The length of `file` if its bytes can be looked at through views: a regular file that
+/// is not empty. (A file that says it is empty may not be, as /proc's files: those are
+/// read.)
+pub fn mappable_len(file: &File) -> Option<u64> {
+    file.metadata()
+        .ok()
+        .filter(|m| m.is_file() && m.len() > 0)
+        .map(|m| m.len())
+}
+
+fn shorter() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the file became shorter while it was being read",
+    )
+}
+
 impl Bytes {
+    /// Bytes `[from, to)` of `file` (`from < to`): a guarded view where one can be made,
+    /// else read; an error if the file is shorter now.
+    pub fn of(file: &File, from: u64, to: u64) -> std::io::Result<Bytes> {
+        if let Some(m) = Mapped::guarded(file, from, to) {
+            return Ok(Bytes::Mapped(m));
+        }
+        let mut buf = vec![0u8; (to - from) as usize];
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(&mut buf, from)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => shorter(),
+                _ => e,
+            })?;
+        Ok(Bytes::Read(buf))
+    }
+
     /// An error if the bytes are not the file's: it was cut short under a view of it (the
     /// lost part read as zeros).
     pub fn check(&self) -> std::io::Result<()> {
         match self {
-            Bytes::Mapped(m) if !m.intact() => Err(std::io::Error::other(
-                "the file became shorter while it was being read",
-            )),
+            Bytes::Mapped(m) if !m.intact() => Err(shorter()),
             _ => Ok(()),
         }
     }

@@ -25,7 +25,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use crate::control::{BlockSums, ControlFile};
 use crate::known::KnownSet;
 use crate::make::read_full;
-use crate::mapped::{Bytes, Mapped};
+use crate::mapped::{mappable_len, Bytes, Mapped};
 use crate::rsum::Rsum;
 
 use digest::{Digest, Digester};
@@ -255,12 +255,9 @@ impl<'c> Matcher<'c> {
     /// the page cache where that is possible (see [`mapped`](crate::mapped)), instead of
     /// being copied out first. A file that is not a regular file is read.
     pub fn scan_file(&mut self, file: &File) -> std::io::Result<u64> {
-        match file.metadata() {
-            // (A file that says it is empty may not be: /proc's files are read.)
-            Ok(m) if m.is_file() && m.len() > 0 => {
-                self.scan_source(Source::File { file, len: m.len() })
-            }
-            _ => self.scan(&mut std::io::BufReader::with_capacity(0, file)),
+        match mappable_len(file) {
+            Some(len) => self.scan_source(Source::File { file, len }),
+            None => self.scan(&mut std::io::BufReader::with_capacity(0, file)),
         }
     }
 
